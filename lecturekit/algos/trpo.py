@@ -1,0 +1,170 @@
+"""TRPO: trust region policy optimisation.  Lecture: "Policy Optimization with Trust Region Constraints"
+(TRPO: the trust-region problem, conjugate gradient, the importance-sampled surrogate, the line search).
+
+Each update collects a rollout of T steps in N environments with the current policy pi_k and solves, approximately,
+
+    max_theta  L(theta) = E[ pi_theta(a|s) / pi_k(a|s) * A_k(s, a) ]   s.t.   E_s[ KL(pi_k(.|s) || pi_theta(.|s)) ] <= delta
+
+1. g = grad L at theta_k (the policy gradient), x ~= F^{-1} g by conjugate gradient with Fisher-vector products,
+2. the largest step along x whose quadratic KL model equals delta: beta = sqrt(2 delta / x^T F x),
+3. a backtracking line search on theta_k + alpha^j beta x (j = 0, 1, ...) that accepts the first candidate that
+   improves L and whose exact mean KL is at most delta.
+The critic V_w is fitted to the value targets with Adam, on the same loss as A2C (`a2c.value_loss`); advantages
+are GAE from the shared rollout code (truncation and autoreset steps handled there).
+Works for Discrete actions (softmax policy) and 1-D Box actions (Gaussian policy, state-independent log std).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lecturekit import optim
+from lecturekit.algos import Algo
+from lecturekit.envs import make_vec
+from lecturekit.monitor import History, Monitor, torch_act_fn
+from lecturekit.nets import ActorCritic
+from lecturekit.rollout import collect, start
+
+try:  # part 3's critic loss; the fallback is the same mean squared error
+    from lecturekit.algos.a2c import value_loss
+except ImportError:  # pragma: no cover
+    from lecturekit.algos.reinforce import value_loss
+
+
+@dataclass
+class Config:
+    gamma: float = 0.99         # discount factor
+    lam: float = 0.95           # GAE lambda of the advantages
+    n_envs: int = 8             # parallel environments (N)
+    n_steps: int = 128          # rollout length per update (T)
+    max_kl: float = 0.02        # trust-region radius delta on the mean KL(pi_k || pi_theta)
+    cg_iters: int = 10          # conjugate-gradient iterations (Fisher-vector products) per update
+    damping: float = 0.1        # F + damping * I in conjugate gradient (F is nearly singular on small batches)
+    backtrack: float = 0.5      # line-search factor alpha in alpha^j
+    max_backtracks: int = 10    # candidates tried per update (j = 0 .. max_backtracks - 1)
+    vf_lr: float = 3e-3         # Adam step size of the critic
+    vf_iters: int = 10          # critic minibatch steps per update
+    vf_minibatches: int = 4     # minibatches per pass over the rollout for the critic
+    normalize_adv: bool = True  # standardise advantages in each batch (rescales L; the step size is set by delta)
+    hidden: tuple = (64, 64)    # hidden layer sizes of actor and critic
+    log_std_init: float = -0.5  # initial log std of the Gaussian policy (Box actions only)
+
+    def __post_init__(self):
+        self.hidden = tuple(self.hidden)
+
+
+# --- the two quantities of the trust-region problem -----------------------------------------------------------------
+def surrogate_objective(logp: Tensor, logp_old: Tensor, adv: Tensor) -> Tensor:
+    """L(theta) = mean[ exp(logp - logp_old) * A ]  (importance-sampled advantage).  Lecture: "TRPO Line Search:
+    Surrogate Objective & Importance Sampling".  Equals mean(A) at theta = theta_k, and its gradient there is the
+    policy gradient.  Shapes: logp, logp_old, adv (B,) -> scalar; logp_old and adv are constants."""
+    return (torch.exp(logp - logp_old.detach()) * adv.detach()).mean()
+
+
+def mean_kl(model: ActorCritic, obs: Tensor, old_params) -> Tensor:
+    """E_s[ KL(pi_k(.|s) || pi_theta(.|s)) ] over the batch; `old_params` = model.dist_params(obs) of pi_k, detached.
+    Shapes: obs (B, obs_dim) -> scalar."""
+    new = model.dist_params(obs)
+    if model.discrete:
+        return optim.kl_categorical(old_params, new).mean()
+    return optim.kl_gaussian(old_params[0], old_params[1], new[0], new[1]).mean()
+
+
+def policy_params(model: ActorCritic) -> list[Tensor]:
+    """theta: the actor's parameters (the critic is not part of the trust region)."""
+    return list(model.pi.parameters()) + ([] if model.discrete else [model.log_std])
+
+
+# --- one update -----------------------------------------------------------------------------------------------------
+def trpo_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, adv: Tensor, cfg: Config) -> dict:
+    """Natural-gradient direction by conjugate gradient, scaled to the KL radius, then the line search.
+    Shapes: obs (B, obs_dim), act (B,) or (B, act_dim), logp_old, adv (B,).  Changes the actor in place."""
+    params = policy_params(model)
+    with torch.no_grad():
+        old = model.dist_params(obs)
+        old = old.clone() if model.discrete else (old[0].clone(), old[1].clone())
+    surr = surrogate_objective(model.log_prob(obs, act), logp_old, adv)
+    g = optim.flat_grad(surr, params)
+    fvp = optim.fisher_vector_product(mean_kl(model, obs, old), params, cfg.damping)
+    x = optim.conjugate_gradient(fvp, g, cfg.cg_iters)
+    full_step = optim.max_step_scale(x, fvp(x), cfg.max_kl) * x
+    theta_k = optim.get_flat_params(params)
+
+    def evaluate_at(theta: Tensor) -> tuple[float, float]:
+        optim.set_flat_params(params, theta)
+        with torch.no_grad():
+            return (float(surrogate_objective(model.log_prob(obs, act), logp_old, adv)),
+                    float(mean_kl(model, obs, old)))
+
+    res = optim.line_search(theta_k, full_step, lambda th: evaluate_at(th)[0], lambda th: evaluate_at(th)[1],
+                            cfg.max_kl, cfg.backtrack, cfg.max_backtracks)
+    optim.set_flat_params(params, res.theta)
+    return {"accepted_j": -1 if res.accepted_j is None else res.accepted_j, "kl": res.kl,
+            "surrogate_gain": res.improvement, "grad_norm": float(g.norm())}
+
+
+def fit_critic(model: ActorCritic, opt: torch.optim.Optimizer, obs: Tensor, ret: Tensor, cfg: Config,
+               gen: torch.Generator) -> float:
+    """`vf_iters` Adam steps on minibatches of the A2C critic loss mean (V_w(s) - R)^2.  Returns the last loss."""
+    n = obs.shape[0]
+    mb = max(1, n // cfg.vf_minibatches)
+    for _ in range(cfg.vf_iters):
+        idx = torch.randint(n, (mb,), generator=gen)
+        loss = value_loss(model.value(obs[idx]), ret[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+def update(model: ActorCritic, vf_opt: torch.optim.Optimizer, ro, cfg: Config, gen: torch.Generator) -> dict:
+    """One TRPO update from a rollout (`lecturekit.rollout.Rollout`); autoreset steps are left out."""
+    adv, ret = ro.advantages(cfg.gamma, cfg.lam)
+    m = torch.as_tensor(ro.valid)
+    obs, act, logp_old, adv, ret = ro.obs[m], ro.actions[m], ro.logp[m], adv[m], ret[m]
+    if cfg.normalize_adv:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    stats = trpo_step(model, obs, act, logp_old, adv, cfg)
+    stats["value_loss"] = fit_critic(model, vf_opt, obs, ret, cfg, gen)
+    with torch.no_grad():
+        stats["entropy"] = float(model.entropy(obs).mean())
+    return stats
+
+
+def train(env_id: str, cfg: Config | None = None, *, steps: int, seed: int = 0, target: float | None = None,
+          eval_every: int | None = None, eval_episodes: int | None = None, callback=None) -> History:
+    """Train TRPO on `env_id` for at most `steps` environment steps (or until the evaluation reaches `target`).
+
+    History.logs has, per update: accepted_j (-1: every candidate rejected, the policy is unchanged), kl (exact mean
+    KL of the accepted step), surrogate_gain, grad_norm, value_loss, entropy.  History.model is the ActorCritic.
+    """
+    cfg = cfg or Config()
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    envs = make_vec(env_id, cfg.n_envs, seed)
+    model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init)
+    vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr)
+    space = envs.single_action_space
+    clip = (lambda a: a) if model.discrete else (lambda a: np.clip(a, space.low, space.high))
+    act_fn = torch_act_fn(lambda o: model.act(o, deterministic=True)[0])
+    mon = Monitor("trpo", env_id, seed, steps, target, eval_every, eval_episodes, callback, asdict(cfg))
+    state, env_steps = start(envs, seed), 0
+    try:
+        while True:
+            ro = collect(envs, model, state, cfg.n_steps)
+            env_steps += cfg.n_steps * cfg.n_envs
+            mon.log(env_steps, **update(model, vf_opt, ro, cfg, gen))
+            if mon.should_stop(env_steps, lambda o: clip(act_fn(o))):
+                break
+    finally:
+        envs.close()
+    return mon.finish(model)
+
+
+ALGOS = [Algo(name="trpo", train=train, config=Config, bench_env="CartPole-v1", bench_target=475.0,
+              bench_steps=200_000, summary="TRPO: natural gradient by conjugate gradient, KL-constrained line search",
+              eval_every=4096)]
