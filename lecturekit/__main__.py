@@ -1,0 +1,5 @@
+import sys
+
+from lecturekit.cli import main
+
+sys.exit(main())
