@@ -1,0 +1,56 @@
+"""Environments: vectorized construction helpers and the course's own Gymnasium environments.
+
+Importing `lecturekit.envs` registers the course environments (`lecturekit/...-v0`).
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise ValueError with a readable message if `env_id` is not a registered Gymnasium environment."""
+    try:
+        gym.spec(env_id)
+    except Exception:
+        known = ", ".join(k for k in sorted(gym.registry) if k.startswith("lecturekit/"))
+        raise ValueError(
+            f"Unknown environment '{env_id}'. Examples: CartPole-v1, Acrobot-v1, Pendulum-v1"
+            + (f", {known}" if known else "")
+        ) from None
+
+
+def make_vec(env_id: str, n: int, seed: int | None = None, **kwargs) -> gym.vector.VectorEnv:
+    """n copies of `env_id` stepped together.  Native vectorized implementation where Gymnasium has one
+    (CartPole: about 1.6x faster than SyncVectorEnv), otherwise SyncVectorEnv.
+
+    Autoreset is NEXT_STEP: after an episode ends, the next call to step() only resets that copy (its reward is 0
+    and its action ignored: mask that step out of losses); the observation returned at a terminal or truncated
+    step is the real final observation.  If `seed` is given, copy i is reset with seed + i.
+    """
+    check_env_id(env_id)
+    if n < 1:
+        raise ValueError(f"need at least one environment, got n={n}")
+    spec = gym.spec(env_id)
+    mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    envs = gym.make_vec(env_id, num_envs=n, vectorization_mode=mode, **kwargs)
+    if seed is not None:
+        envs.reset(seed=seed)
+        envs.action_space.seed(seed)
+    return envs
+
+
+def obs_to_float(obs) -> np.ndarray:
+    """Observations as float32 (what the networks take)."""
+    return np.asarray(obs, dtype=np.float32)
+
+
+# The course's own environments (lecture part 2, applications). Importing lecturekit.envs registers them.
+def _register_course_envs() -> None:
+    for env_id, entry in [("lecturekit/DynamicPricing-v0", "lecturekit.envs.pricing:DynamicPricingEnv"),
+                          ("lecturekit/InventoryControl-v0", "lecturekit.envs.inventory:InventoryControlEnv")]:
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry)
+
+
+_register_course_envs()

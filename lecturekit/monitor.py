@@ -1,0 +1,199 @@
+"""What every training loop shares: evaluation, early stopping at a target, NaN detection, progress reporting.
+
+A training loop looks like::
+
+    mon = Monitor("a2c", env_id, seed, steps, target, eval_every, eval_episodes, callback, config=cfg)
+    while True:
+        ...collect, update...
+        mon.log(env_steps, loss=loss.item(), entropy=ent)     # raises TrainingDiverged on NaN/inf
+        if mon.should_stop(env_steps, act_fn):                 # evaluates when due, calls the callback
+            break
+    return mon.finish(model)
+
+Library code never prints: progress goes to `callback(event)` (the notebooks' live plot, the CLI's stderr line).
+A callback that returns False asks training to stop (the Stop button); what was learned is kept.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from lecturekit.envs import make_vec
+
+
+class TrainingDiverged(ValueError):
+    """Raised when a loss or statistic becomes NaN or infinite: training stops and says where."""
+
+
+@dataclass
+class History:
+    """The result of one training run: evaluation curve, training logs, and the trained model.
+
+    evals: list of (env_steps, wall_s, eval_return_mean, eval_return_std), one per evaluation.
+    logs: training diagnostics, one list per name, with 'env_steps' alongside.
+    """
+
+    algo: str
+    env: str
+    seed: int
+    config: dict = field(default_factory=dict)
+    evals: list = field(default_factory=list)
+    logs: dict = field(default_factory=dict)
+    solved: bool = False
+    solved_at_steps: int | None = None
+    solved_at_s: float | None = None
+    env_steps: int = 0
+    wall_s: float = 0.0
+    stopped: str = ""
+    target: float | None = None
+    model: Any = None
+
+    @property
+    def eval_steps(self) -> np.ndarray:
+        return np.array([e[0] for e in self.evals], dtype=np.int64)
+
+    @property
+    def eval_means(self) -> np.ndarray:
+        return np.array([e[2] for e in self.evals], dtype=np.float64)
+
+    @property
+    def final_return(self) -> float:
+        return self.evals[-1][2] if self.evals else float("nan")
+
+    @property
+    def best_return(self) -> float:
+        return max((e[2] for e in self.evals), default=float("nan"))
+
+    def summary(self) -> dict:
+        """The JSON line the command line prints."""
+        last = self.evals[-1] if self.evals else (0, 0.0, float("nan"), float("nan"))
+        return {
+            "algo": self.algo,
+            "env": self.env,
+            "seed": self.seed,
+            "env_steps": int(self.env_steps),
+            "wall_s": round(self.wall_s, 3),
+            "eval_return_mean": round(float(last[2]), 3),
+            "eval_return_std": round(float(last[3]), 3),
+            "solved": bool(self.solved),
+            "solved_at_steps": self.solved_at_steps,
+            "solved_at_s": None if self.solved_at_s is None else round(self.solved_at_s, 3),
+            "stopped": self.stopped,
+        }
+
+
+def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int, seed: int,
+             envs=None) -> tuple[float, float]:
+    """Mean and std of the undiscounted return of `episodes` episodes, all run at once in a vector env.
+
+    act_fn maps a batch of observations (n, obs_dim) to a batch of (deterministic) actions.  Episode i starts from
+    reset(seed + i), so an evaluation is repeatable.  Only the first episode of each copy counts.
+    """
+    own = envs is None
+    if own:
+        envs = make_vec(env_id, episodes)
+    obs, _ = envs.reset(seed=seed)
+    total = np.zeros(episodes)
+    running = np.ones(episodes, dtype=bool)
+    while running.any():
+        act = act_fn(np.asarray(obs, dtype=np.float32))
+        obs, r, term, trunc, _ = envs.step(act)
+        total += np.where(running, r, 0.0)
+        running &= ~(np.asarray(term) | np.asarray(trunc))
+    if own:
+        envs.close()
+    return float(total.mean()), float(total.std())
+
+
+def torch_act_fn(policy: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[np.ndarray], np.ndarray]:
+    """Wrap a torch policy (obs tensor -> action tensor) as a NumPy act_fn run under no_grad."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return policy(torch.as_tensor(obs)).numpy()
+
+    return act
+
+
+class Monitor:
+    """Evaluation schedule, target, step budget, NaN check and progress callback for one training run."""
+
+    def __init__(self, algo: str, env_id: str, seed: int, steps: int, target: float | None = None,
+                 eval_every: int | None = None, eval_episodes: int | None = None,
+                 callback: Callable[[dict], Any] | None = None, config: Any = None):
+        if steps <= 0:
+            raise ValueError(f"steps must be positive, got {steps}")
+        self.eval_every = int(eval_every or max(1, steps // 50))
+        self.eval_episodes = int(eval_episodes or 20)
+        if self.eval_every <= 0 or self.eval_episodes <= 0:
+            raise ValueError("eval_every and eval_episodes must be positive")
+        cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
+        self.history = History(algo=algo, env=env_id, seed=seed, config=cfg, target=target)
+        self.steps, self.target, self.callback = int(steps), target, callback
+        self.next_eval = self.eval_every
+        self.eval_seed = seed + 1_000_000  # evaluation episodes never share seeds with training ones
+        self._eval_envs = make_vec(env_id, self.eval_episodes)
+        self.start = time.perf_counter()
+        self.last_logs: dict[str, float] = {}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def log(self, env_steps: int, **scalars: float) -> None:
+        """Record training diagnostics; stop with TrainingDiverged if any is NaN or infinite."""
+        logs = self.history.logs
+        logs.setdefault("env_steps", []).append(int(env_steps))
+        for k, v in scalars.items():
+            v = float(v)
+            if not math.isfinite(v):
+                raise TrainingDiverged(
+                    f"{self.history.algo} on {self.history.env}: '{k}' became {v} at env step {env_steps}. "
+                    "Training stopped; try a smaller learning rate."
+                )
+            logs.setdefault(k, []).append(v)
+        self.last_logs = scalars
+
+    def evaluate_now(self, env_steps: int, act_fn) -> tuple[float, float]:
+        mean, std = evaluate(act_fn, self.history.env, self.eval_episodes, self.eval_seed, self._eval_envs)
+        if not math.isfinite(mean):
+            raise TrainingDiverged(f"evaluation return became {mean} at env step {env_steps}")
+        wall = self.elapsed()
+        self.history.evals.append((int(env_steps), wall, mean, std))
+        h = self.history
+        if self.target is not None and mean >= self.target and not h.solved:
+            h.solved, h.solved_at_steps, h.solved_at_s = True, int(env_steps), wall
+        return mean, std
+
+    def should_stop(self, env_steps: int, act_fn) -> bool:
+        """Evaluate if due; True when the target is reached, the budget is spent, or the callback says stop."""
+        done = env_steps >= self.steps
+        if env_steps >= self.next_eval or done:
+            while self.next_eval <= env_steps:
+                self.next_eval += self.eval_every
+            mean, std = self.evaluate_now(env_steps, act_fn)
+            if self.callback is not None:
+                event = {"env_steps": int(env_steps), "wall_s": self.elapsed(), "eval_mean": mean, "eval_std": std,
+                         "target": self.target, "total_steps": self.steps, **self.last_logs}
+                if self.callback(event) is False:
+                    self.history.stopped = "user"
+                    return True
+            if self.history.solved:
+                self.history.stopped = "target"
+                return True
+        if done:
+            self.history.stopped = "budget"
+        return done
+
+    def finish(self, model: Any = None) -> History:
+        h = self.history
+        h.env_steps = h.evals[-1][0] if h.evals else int(h.logs.get("env_steps", [0])[-1] if h.logs else 0)
+        h.wall_s = self.elapsed()
+        h.model = model
+        self._eval_envs.close()
+        return h

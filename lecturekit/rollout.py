@@ -1,0 +1,119 @@
+"""On-policy rollout storage (T, N, ...): what A2C, TRPO and PPO collect before each update.
+
+Lecture: "Actor-Critic" (n-step bootstrapping) and "PPO" (GAE).
+
+The vector environments autoreset on the NEXT step (see `lecturekit.envs.make_vec`): when copy i ends an episode
+at step t, the observation stored at t + 1 is that episode's real final observation, and step t + 1 only resets
+(its action is ignored, its reward is 0).  Such steps have `valid[t + 1] = False` and must be masked out of every
+loss.  They are also what makes truncation easy: V(obs[t + 1]) is the value of the final observation, which a
+truncated episode bootstraps from (a terminated one does not).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lecturekit.returns import bootstrapped_returns, gae
+
+
+@dataclass
+class EnvState:
+    """Where the N environments are between two rollouts."""
+
+    obs: np.ndarray                  # (N, obs_dim) current observations
+    prev_done: np.ndarray            # (N,) True if the previous step ended an episode (next step only resets)
+    ep_return: np.ndarray            # (N,) undiscounted return of the running episodes
+    finished: list = field(default_factory=list)  # returns of episodes finished since the last `pop_finished`
+
+    def pop_finished(self) -> list:
+        out, self.finished = self.finished, []
+        return out
+
+
+def start(envs, seed: int) -> EnvState:
+    """Reset the vector env with seeds seed, seed + 1, ... and return the initial state."""
+    obs, _ = envs.reset(seed=seed)
+    envs.action_space.seed(seed)
+    n = envs.num_envs
+    return EnvState(np.asarray(obs, dtype=np.float32), np.zeros(n, dtype=bool), np.zeros(n))
+
+
+@dataclass
+class Rollout:
+    """T steps of N environments.  Shapes: obs (T, N, obs_dim); actions (T, N) or (T, N, act_dim); logp, values
+    (T, N) tensors; rewards (T, N) float64, terminated / truncated / valid (T, N) bool NumPy arrays; last_value (N,)
+    = V(observation after the last step)."""
+
+    obs: Tensor
+    actions: Tensor
+    logp: Tensor
+    values: Tensor
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    valid: np.ndarray
+    last_value: np.ndarray
+
+    def _targets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # An autoreset step holds the final observation of the episode before it: give it reward V(final obs) and
+        # mark it terminal, so its "return" is exactly V(final obs).  Then the step before it gets
+        # r + gamma * V(final obs) if it was truncated, and r alone if it was terminated.
+        v = self.values.numpy().astype(np.float64)
+        r = np.where(self.valid, self.rewards, v)
+        d = np.where(self.valid, self.terminated, True)
+        return r, v, d
+
+    def returns(self, gamma: float) -> Tensor:
+        """n-step bootstrapped returns R_t (T, N) (see `returns.bootstrapped_returns`), truncation handled."""
+        r, _, d = self._targets()
+        return torch.as_tensor(bootstrapped_returns(r, d, self.last_value, gamma), dtype=torch.float32)
+
+    def advantages(self, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
+        """(GAE advantages A_t, value targets A_t + V_t), both (T, N), truncation handled.  Zero on invalid steps."""
+        r, v, d = self._targets()
+        adv = gae(r, v, d, self.last_value, gamma, lam)
+        return torch.as_tensor(adv, dtype=torch.float32), torch.as_tensor(adv + v, dtype=torch.float32)
+
+    @property
+    def mask(self) -> Tensor:
+        """(T, N) float mask: 1 on steps that belong to an episode, 0 on autoreset steps."""
+        return torch.as_tensor(self.valid, dtype=torch.float32)
+
+
+def collect(envs, agent, state: EnvState, T: int) -> Rollout:
+    """Run `agent.act` (see `nets.ActorCritic`) for T steps in the N environments, under no_grad.
+
+    Box actions are clipped to the action bounds when sent to the environment; the unclipped sample is stored (its
+    log-probability is the one the policy assigned).  `state` is advanced in place.
+    """
+    n = envs.num_envs
+    obs_dim = state.obs.shape[1]
+    space = envs.single_action_space
+    discrete = not hasattr(space, "low")
+    obs_buf = torch.zeros((T, n, obs_dim))
+    act_buf = torch.zeros((T, n), dtype=torch.long) if discrete else torch.zeros((T, n, space.shape[0]))
+    logp_buf, val_buf = torch.zeros((T, n)), torch.zeros((T, n))
+    rew, term, trunc = np.zeros((T, n)), np.zeros((T, n), dtype=bool), np.zeros((T, n), dtype=bool)
+    valid = np.zeros((T, n), dtype=bool)
+    low, high = (None, None) if discrete else (space.low, space.high)
+    with torch.no_grad():
+        for t in range(T):
+            obs_t = torch.as_tensor(state.obs)
+            a, logp, v = agent.act(obs_t)
+            obs_buf[t], act_buf[t], logp_buf[t], val_buf[t] = obs_t, a, logp, v
+            a_env = a.numpy() if discrete else np.clip(a.numpy(), low, high)
+            next_obs, r, te, tr, _ = envs.step(a_env)
+            valid[t] = ~state.prev_done
+            rew[t] = np.where(valid[t], r, 0.0)
+            term[t], trunc[t] = te & valid[t], tr & valid[t]
+            done = term[t] | trunc[t]
+            state.ep_return += rew[t]
+            state.finished.extend(state.ep_return[done].tolist())
+            state.ep_return[done] = 0.0
+            state.prev_done = done
+            state.obs = np.asarray(next_obs, dtype=np.float32)
+        last_value = agent.value(torch.as_tensor(state.obs)).numpy().astype(np.float64)
+    return Rollout(obs_buf, act_buf, logp_buf, val_buf, rew, term, trunc, valid, last_value)
