@@ -1,0 +1,193 @@
+"""Live training demos for the classroom: a learning curve that redraws while training runs, a progress bar with
+steps, return and elapsed time, a Stop button, and the demo's knobs as widgets with a Train button.
+
+    history = live.demo(lambda callback, lr: ppo.train("CartPole-v1", ppo.Config(lr=lr), steps=50_000,
+                                                       target=475, callback=callback),
+                        knobs={"lr": (1e-4, 1e-2, 1e-4)}, total_steps=50_000, target=475, title="PPO")
+
+The seeded default run happens at once (synchronously, so nbval can assert on the returned History); pressing
+Train reruns with the knobs' values in a background thread, so the kernel stays responsive and Stop works.
+Training code reports through the Monitor's callback; this module only draws.
+"""
+from __future__ import annotations
+
+import io
+import threading
+import time
+from typing import Any, Callable
+
+import ipywidgets as W
+import numpy as np
+from IPython.display import display
+from matplotlib.figure import Figure
+
+
+def _curve_png(points: list, target: float | None, title: str, total_steps: int) -> bytes:
+    fig = Figure(figsize=(6.4, 3.2), dpi=80)
+    ax = fig.add_subplot()
+    if points:
+        x, m, s = (np.array(v, dtype=float) for v in zip(*points))
+        ax.plot(x, m, "o-", ms=3, color="C0", label="eval return (mean)")
+        ax.fill_between(x, m - s, m + s, color="C0", alpha=0.2)
+    if target is not None:
+        ax.axhline(target, color="C2", ls="--", lw=1, label=f"target {target:g}")
+    ax.set_xlim(0, total_steps)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+class LivePlot:
+    """Learning curve + progress bar + Stop button.  Pass `plot.callback` as a Monitor callback."""
+
+    def __init__(self, total_steps: int, target: float | None = None, title: str = "", min_redraw_s: float = 0.25):
+        self.total_steps, self.target, self.title = int(total_steps), target, title
+        self.min_redraw_s = min_redraw_s
+        self.image = W.Image(format="png", layout=W.Layout(width="520px"))
+        self.progress = W.IntProgress(min=0, max=self.total_steps, description="steps",
+                                      layout=W.Layout(width="360px"))
+        self.status = W.HTML("ready")
+        self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
+                                    layout=W.Layout(width="90px"))
+        self.stop_button.on_click(lambda _: self.request_stop())
+        self.widget = W.VBox([W.HBox([self.progress, self.stop_button]), self.status, self.image])
+        self.reset()
+
+    def reset(self) -> None:
+        self.points: list = []
+        self.stop_requested = False
+        self._last_draw = 0.0
+        self.progress.value = 0
+        self.progress.bar_style = "info"
+        self.status.value = "training..."
+        self.image.value = _curve_png([], self.target, self.title, self.total_steps)
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+        self.status.value = "stopping after the current update..."
+
+    def callback(self, event: dict) -> bool:
+        """Monitor callback: record the evaluation, redraw (at most every min_redraw_s), False if Stop was pressed."""
+        self.points.append((event["env_steps"], event["eval_mean"], event["eval_std"]))
+        self.progress.value = min(int(event["env_steps"]), self.total_steps)
+        self.status.value = (f"step {event['env_steps']:,} / {self.total_steps:,} &nbsp;·&nbsp; eval return "
+                             f"{event['eval_mean']:.1f} ± {event['eval_std']:.1f} &nbsp;·&nbsp; "
+                             f"{event['wall_s']:.1f} s")
+        now = time.perf_counter()
+        if now - self._last_draw >= self.min_redraw_s:
+            self._redraw()
+            self._last_draw = now
+        return not self.stop_requested
+
+    def _redraw(self) -> None:
+        self.image.value = _curve_png(self.points, self.target, self.title, self.total_steps)
+
+    def finish(self, history) -> None:
+        self._redraw()
+        how = {"target": "target reached", "budget": "step budget used", "user": "stopped by you"}.get(
+            history.stopped, history.stopped)
+        self.progress.bar_style = "success" if history.solved else "warning"
+        self.status.value = (f"done ({how}): {history.env_steps:,} steps, {history.wall_s:.1f} s, "
+                             f"final eval return {history.final_return:.1f}")
+
+
+def knob_widget(name: str, spec: Any) -> W.Widget:
+    """A widget from a short spec: a widget as is; (min, max, step) -> slider; list -> dropdown; bool -> checkbox;
+    a number or string -> a text box.  The first entry of a list, and the middle of nothing, is the default:
+    for sliders give (min, max, step, default)."""
+    style = {"description_width": "initial"}
+    if isinstance(spec, W.Widget):
+        return spec
+    if isinstance(spec, tuple) and len(spec) in (3, 4):
+        lo, hi, step = spec[:3]
+        value = spec[3] if len(spec) == 4 else lo
+        cls = W.IntSlider if all(isinstance(v, int) for v in (lo, hi, step, value)) else W.FloatSlider
+        extra = {} if cls is W.IntSlider else {"readout_format": ".4g"}
+        return cls(min=lo, max=hi, step=step, value=value, description=name, style=style, continuous_update=False,
+                   **extra)
+    if isinstance(spec, list):
+        return W.Dropdown(options=spec, value=spec[0], description=name, style=style)
+    if isinstance(spec, bool):
+        return W.Checkbox(value=spec, description=name, style=style)
+    if isinstance(spec, int):
+        return W.IntText(value=spec, description=name, style=style)
+    if isinstance(spec, float):
+        return W.FloatText(value=spec, description=name, style=style)
+    if isinstance(spec, str):
+        return W.Text(value=spec, description=name, style=style)
+    raise ValueError(f"knob '{name}': cannot make a widget from {spec!r}")
+
+
+class Demo:
+    """Knobs + Train button + LivePlot around a `train_fn(callback=..., **knobs) -> History`."""
+
+    def __init__(self, train_fn: Callable, knobs: dict, total_steps: int, target: float | None = None,
+                 title: str = ""):
+        self.train_fn = train_fn
+        self.knobs = {k: knob_widget(k, v) for k, v in knobs.items()}
+        self.plot = LivePlot(total_steps, target, title)
+        self.train_button = W.Button(description="Train", button_style="success", icon="play")
+        self.train_button.on_click(lambda _: self.start())
+        self.history = None
+        self.error: str | None = None
+        self._thread: threading.Thread | None = None
+        rows = [W.HBox(list(self.knobs.values())[i:i + 3]) for i in range(0, len(self.knobs), 3)]
+        self.widget = W.VBox([*rows, self.train_button, self.plot.widget])
+
+    def values(self) -> dict:
+        return {k: w.value for k, w in self.knobs.items()}
+
+    def run(self):
+        """Train with the knobs' current values in this thread; returns the History."""
+        self.plot.reset()
+        self.train_button.disabled = True
+        try:
+            self.history = self.train_fn(callback=self.plot.callback, **self.values())
+            self.plot.finish(self.history)
+        except Exception as e:  # shown in the widget: a failed rerun must not kill the demo
+            self.error = f"{type(e).__name__}: {e}"
+            self.plot.status.value = f"<b>training failed</b>: {self.error}"
+            self.plot.progress.bar_style = "danger"
+            raise
+        finally:
+            self.train_button.disabled = False
+        return self.history
+
+    def start(self) -> None:
+        """Rerun in a background thread (the Train button), so Stop stays clickable."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+
+        def target():
+            try:
+                self.run()
+            except Exception:
+                pass  # already shown in the status line
+
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def demo(train_fn: Callable, knobs: dict | None = None, total_steps: int = 100_000, target: float | None = None,
+         title: str = "", run_default: bool = True):
+    """Show a training demo and (by default) run it once with the knobs' defaults; returns that run's History.
+
+    The Demo object is available as `history.demo` so a notebook can rerun it (`history.demo.run()`).
+    """
+    d = Demo(train_fn, knobs or {}, total_steps, target, title)
+    display(d.widget)
+    if not run_default:
+        return d
+    history = d.run()
+    history.demo = d
+    return history
