@@ -11,7 +11,8 @@ Each update collects a rollout of T steps in N environments with the current pol
    improves L and whose exact mean KL is at most delta.
 The critic V_w is fitted to the value targets with Adam, on the same loss as A2C (`a2c.value_loss`); advantages
 are GAE from the shared rollout code (truncation and autoreset steps handled there).
-Works for Discrete actions (softmax policy) and 1-D Box actions (Gaussian policy, state-independent log std).
+Works for Discrete actions (softmax policy) and 1-D Box actions (Gaussian policy, state-independent log std, in the
+[-1, 1] units of A2C's `make_envs`).
 """
 from __future__ import annotations
 
@@ -23,15 +24,11 @@ from torch import Tensor
 
 from lecturekit import optim
 from lecturekit.algos import Algo
-from lecturekit.envs import make_vec
-from lecturekit.monitor import History, Monitor, torch_act_fn
+from lecturekit.monitor import History, Monitor
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import collect, start
 
-try:  # part 3's critic loss; the fallback is the same mean squared error
-    from lecturekit.algos.a2c import value_loss
-except ImportError:  # pragma: no cover
-    from lecturekit.algos.reinforce import value_loss
+from lecturekit.algos.a2c import greedy_act_fn, make_envs, value_loss
 
 
 @dataclass
@@ -145,12 +142,10 @@ def train(env_id: str, cfg: Config | None = None, *, steps: int, seed: int = 0, 
     torch.manual_seed(seed)
     np.random.seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    envs = make_vec(env_id, cfg.n_envs, seed)
+    envs = make_envs(env_id, cfg.n_envs)  # as in A2C: a bounded Box is rescaled to [-1, 1]
     model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init)
     vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr)
-    space = envs.single_action_space
-    clip = (lambda a: a) if model.discrete else (lambda a: np.clip(a, space.low, space.high))
-    act_fn = torch_act_fn(lambda o: model.act(o, deterministic=True)[0])
+    act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
     mon = Monitor("trpo", env_id, seed, steps, target, eval_every, eval_episodes, callback, asdict(cfg))
     state, env_steps = start(envs, seed), 0
     try:
@@ -158,7 +153,7 @@ def train(env_id: str, cfg: Config | None = None, *, steps: int, seed: int = 0, 
             ro = collect(envs, model, state, cfg.n_steps)
             env_steps += cfg.n_steps * cfg.n_envs
             mon.log(env_steps, **update(model, vf_opt, ro, cfg, gen))
-            if mon.should_stop(env_steps, lambda o: clip(act_fn(o))):
+            if mon.should_stop(env_steps, act_fn):
                 break
     finally:
         envs.close()
