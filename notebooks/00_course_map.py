@@ -109,14 +109,13 @@ assert 5 <= total < 100  # a random policy drops the pole quickly
 from lecturekit.returns import discounted_returns
 
 gamma_slider = ipywidgets.FloatSlider(value=0.9, min=0.0, max=1.0, step=0.01, description="gamma")
-readout = ipywidgets.Output()
+readout = ipywidgets.HTML()
 
 
 def show_return(change=None):
-    with readout:
-        readout.clear_output(wait=True)
-        g0 = discounted_returns(np.ones(100), gamma_slider.value)[0]
-        print(f"G_0 = {g0:.3f}  (1 / (1 - gamma) would be {1 / max(1e-9, 1 - gamma_slider.value):.3f})")
+    g0 = discounted_returns(np.ones(100), gamma_slider.value)[0]
+    readout.value = f"G_0 = {g0:.3f} &nbsp; (the infinite-horizon limit 1 / (1 - gamma) is " \
+                    f"{1 / max(1e-9, 1 - gamma_slider.value):.3f})"
 
 
 gamma_slider.observe(show_return, names="value")
@@ -125,7 +124,7 @@ ipywidgets.VBox([gamma_slider, readout])
 
 # %%
 gamma_slider.value = 0.5  # what happens when you move the slider
-assert "G_0 = 2.000" in readout.outputs[-1]["text"]
+assert readout.value.startswith("G_0 = 2.000")
 
 # %% [markdown]
 # ## 2. The first topic, end to end: discounted returns
