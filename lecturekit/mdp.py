@@ -122,6 +122,24 @@ class TabularMDP:
         d = torch.linalg.solve(A, torch.as_tensor(self.mu0)) * self._model()[2]  # arriving in a terminal state is not a visit
         return d / d.sum() if normalize else d
 
+    def log_prob_terms(self, theta, states: np.ndarray, actions: np.ndarray, final_state: int | None = None) -> dict:
+        """log P(tau; theta) of one episode, split into its three parts (lecture: "Only the Policy Depends on theta"):
+
+            log P(tau) = log mu0(s_0) + sum_t log pi_theta(a_t|s_t) + sum_t log P(s_{t+1}|s_t, a_t)
+
+        Returns {'initial': float, 'policy': tensor (differentiable in theta), 'dynamics': float}. The last
+        transition goes into `final_state` (default: the only terminal state).
+        """
+        if final_state is None:
+            (term,) = np.flatnonzero(self.terminal)  # only unambiguous with a single terminal state
+            final_state = int(term)
+        states, actions = np.asarray(states, dtype=int), np.asarray(actions, dtype=int)
+        nxt = np.r_[states[1:], final_state]
+        logpi = torch.log_softmax(self._theta(theta), dim=-1)
+        return {"initial": float(np.log(self.mu0[states[0]])),
+                "policy": logpi[states, actions].sum(),
+                "dynamics": float(np.log(self.P[states, actions, nxt]).sum())}
+
     # ------------------------------------------------------------------ the optimum (value iteration)
     def optimal_values(self, tol: float = 1e-12, max_iter: int = 100_000) -> np.ndarray:
         """V* by value iteration, V <- max_a [r(s, a) + gamma sum_s' P(s'|s, a) V(s')].  Shape (S,)."""

@@ -142,3 +142,69 @@ def test_validation_messages():
         TabularMDP(P=np.ones((2, 1, 2)), R=np.zeros((2, 1)), gamma=0.9, mu0=[1, 0])
     with pytest.raises(ValueError, match="theta must have shape"):
         small_mdp().J(torch.zeros(3, 3))
+
+
+# ---------------------------------------------------------------------------------------------------- estimators
+from lecturekit.estimators import (per_episode_gradients, score_function_gradient, surrogate_gradient,  # noqa: E402
+                                   tabular_softmax_score)
+
+
+def test_log_prob_terms_sum_to_enumerated_trajectory_probability():
+    mdp = tiny_mdp()
+    theta = torch.tensor([[0.3, -0.2], [1.0, 0.1], [-0.5, 0.4], [0.0, 0.0]], dtype=torch.float64)
+    # trajectory 0 -a0-> 1 -a0-> 2 -a1-> end: prob = pi(0|0) 0.7 pi(0|1) 0.5 pi(1|2) 1
+    pi = torch.softmax(theta, -1).numpy()
+    terms = mdp.log_prob_terms(theta, [0, 1, 2], [0, 0, 1])
+    total = terms["initial"] + terms["policy"].item() + terms["dynamics"]
+    assert np.isclose(total, np.log(pi[0, 0] * 0.7 * pi[1, 0] * 0.5 * pi[2, 1] * 1.0))
+    assert np.isclose(terms["dynamics"], np.log(0.7 * 0.5))
+    other = mdp.log_prob_terms(theta + 1.7 * torch.eye(4, 2, dtype=torch.float64), [0, 1, 2], [0, 0, 1])
+    assert other["dynamics"] == terms["dynamics"] and other["initial"] == terms["initial"]
+    assert not np.isclose(other["policy"].item(), terms["policy"].item())
+
+
+def test_tabular_score_matches_autograd():
+    theta = torch.as_tensor(np.random.default_rng(0).normal(size=(5, 3)))
+    s, a = np.array([0, 3, 3, 1]), np.array([2, 0, 1, 1])
+    score = tabular_softmax_score(theta, s, a)
+    for t in range(4):
+        th = theta.clone().requires_grad_(True)
+        torch.log_softmax(th, -1)[s[t], a[t]].backward()
+        np.testing.assert_allclose(score[t], th.grad.numpy(), atol=1e-12)
+
+
+def test_score_function_estimate_is_unbiased_on_the_tiny_mdp_by_enumeration():
+    # the expectation of the per-episode gradient over all trajectories equals the exact gradient,
+    # for both the whole-return and the reward-to-go weights
+    mdp = tiny_mdp()
+    theta = torch.tensor([[0.3, -0.2], [1.0, 0.1], [-0.5, 0.4], [0.0, 0.0]], dtype=torch.float64)
+    pi = torch.softmax(theta, -1).numpy()
+    exact = mdp.exact_gradient(theta).numpy()
+
+    def rec(s, prob, states, actions, rewards):
+        if mdp.terminal[s]:
+            yield prob, (np.array(states), np.array(actions), np.array(rewards))
+            return
+        for a in range(2):
+            for s2 in range(4):
+                p = pi[s, a] * mdp.P[s, a, s2]
+                if p > 0:
+                    yield from rec(s2, prob * p, states + [s], actions + [a], rewards + [mdp.R[s, a]])
+
+    trajs = list(rec(0, 1.0, [], [], []))
+    probs = np.array([p for p, _ in trajs])
+    for rtg in (False, True):
+        g = per_episode_gradients(theta, [e for _, e in trajs], mdp.gamma, reward_to_go=rtg)
+        np.testing.assert_allclose(np.tensordot(probs, g, axes=1), exact, atol=1e-12)
+
+
+def test_monte_carlo_estimate_agrees_with_exact_gradient_and_autograd_surrogate():
+    mdp = small_mdp()
+    theta = torch.as_tensor(np.random.default_rng(1).normal(size=(5, 3)))
+    eps = mdp.sample_episodes(theta, 20_000, np.random.default_rng(2))
+    g = per_episode_gradients(theta, eps, mdp.gamma)
+    est, se = g.mean(0), g.std(0) / np.sqrt(len(eps))
+    assert np.all(np.abs(est - mdp.exact_gradient(theta).numpy()) < 5 * se + 1e-12)
+    th = theta.clone().requires_grad_(True)
+    (auto,) = surrogate_gradient(lambda s, a: torch.log_softmax(th, -1)[s, a], [th], eps[:50], mdp.gamma)
+    np.testing.assert_allclose(auto.numpy(), score_function_gradient(theta, eps[:50], mdp.gamma), atol=1e-10)
