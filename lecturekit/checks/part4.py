@@ -1,0 +1,226 @@
+"""Checkers of part 4 (natural gradient and TRPO): KL between softmax policies, conjugate gradient, the TRPO line
+search.  References: `lecturekit.optim`."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lecturekit.checking import Check, CheckFailed, checker
+from lecturekit.optim import conjugate_gradient, kl_categorical, trpo_line_search
+
+
+# --- kl_categorical -------------------------------------------------------------------------------------------------
+def _kl_mistakes(lp: torch.Tensor, lq: torch.Tensor) -> dict:
+    """What the common wrong answers give, each with the hint that explains it (computed in float64)."""
+    lp, lq = lp.double(), lq.double()
+    p = torch.softmax(lp, -1)
+    right = kl_categorical(lp, lq)
+    mistakes = {
+        "reversed": (kl_categorical(lq, lp), "you computed KL(q || p): the expectation is under p, the first argument "
+                                             "(sum_a p(a) (log p(a) - log q(a)))."),
+        "sign": (-right, "the sign is flipped: KL(p || q) = sum_a p(a) log(p(a) / q(a)) >= 0."),
+        "raw_logits": ((p * (lp - lq)).sum(-1), "logits are not log-probabilities: normalise them first with "
+                                                "torch.log_softmax(logits, dim=-1) (a softmax followed by log)."),
+        "mean": (right / lp.shape[-1], "you averaged over the actions: KL sums over them (.sum(-1), not .mean(-1))."),
+    }
+    if lp.dim() >= 2:
+        p0, lsp0, lsq0 = torch.softmax(lp, 0), torch.log_softmax(lp, 0), torch.log_softmax(lq, 0)
+        mistakes["dim0"] = ((p0 * (lsp0 - lsq0)).sum(-1), "normalise over the last dimension (the actions, dim=-1): "
+                                                          "the leading dimensions index states.")
+    return mistakes
+
+
+@checker("kl_categorical")
+def check_kl_categorical(fn) -> None:
+    """Check `fn(logits_p, logits_q)` = KL(softmax(logits_p) || softmax(logits_q)) per row, shape (...)."""
+    c = Check("kl_categorical")
+    g = torch.Generator().manual_seed(4)
+    cases = [
+        ("two actions, p uniform, q = (1/4, 3/4)", torch.tensor([0.0, 0.0]), torch.tensor([0.0, math.log(3.0)])),
+        ("identical logits (KL = 0)", torch.tensor([0.5, -1.0, 2.0]), torch.tensor([0.5, -1.0, 2.0])),
+        ("a batch of 3 states, 4 actions", torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)),
+        ("a batch of shape (2, 3) with 5 actions", 2 * torch.randn(2, 3, 5, generator=g),
+         2 * torch.randn(2, 3, 5, generator=g)),
+        ("logits around 1000 (the same distributions as logits around 0)",
+         torch.tensor([[1000.0, 999.0, 997.0], [1000.0, 1000.0, 990.0]]),
+         torch.tensor([[998.0, 1000.0, 999.5], [995.0, 1000.0, 1000.0]])),
+        ("nearly deterministic p = softmax([1000, 0]) against q = softmax([0, 1000])",
+         torch.tensor([1000.0, 0.0]), torch.tensor([0.0, 1000.0])),
+        ("logits of very different sizes", torch.tensor([[-1000.0, 0.0, 1000.0]]), torch.tensor([[0.0, 10.0, 20.0]])),
+    ]
+    for case, lp, lq in cases:
+        got = c.call(fn, lp, lq, case=f"{case}: logits_p={lp.tolist()}, logits_q={lq.tolist()}"
+                     if lp.numel() <= 6 else f"{case} (logits_p shape {tuple(lp.shape)})")
+        expected = kl_categorical(lp.double(), lq.double()).float()
+        c.expect_tensor(got, expected, case=case, rtol=1e-4, atol=1e-5, mistakes=_kl_mistakes(lp, lq),
+                        hint="KL(p || q) = sum_a p(a) (log p(a) - log q(a)) over the last dimension; compute the "
+                             "log-probabilities with torch.log_softmax (stable for large logits), never log(softmax).")
+    c.passed(f"{len(cases)} cases: single rows, batches, logits up to 1000")
+
+
+# --- conjugate_gradient ---------------------------------------------------------------------------------------------
+def _spd(n: int, cond: float, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    return Q @ torch.diag(torch.logspace(0, math.log10(cond), n, dtype=torch.float64)) @ Q.T
+
+
+def _cg_variant(A: torch.Tensor, b: torch.Tensor, iters: int, tol: float, beta_mode: str = "right") -> torch.Tensor:
+    """CG, optionally with a wrong direction update (for the mistakes' values)."""
+    x, r, p = torch.zeros_like(b), b.clone(), b.clone()
+    for _ in range(iters):
+        rr = r @ r
+        if rr < tol:
+            break
+        Ap = A @ p
+        alpha = rr / (p @ Ap)
+        x, r = x + alpha * p, r - alpha * (A @ p)
+        beta = {"right": (r @ r) / rr, "inverted": rr / (r @ r), "steepest": 0.0}[beta_mode]
+        p = r + beta * p
+    return x
+
+
+class _CountingAvp:
+    """v -> A v that counts its calls and refuses anything that is not a 1-D tensor of the right size."""
+
+    def __init__(self, A: torch.Tensor):
+        self.A, self.calls = A, 0
+
+    def __call__(self, v):
+        self.calls += 1
+        if not isinstance(v, torch.Tensor) or v.shape != (self.A.shape[0],):
+            raise TypeError(f"Avp expects a 1-D tensor of length {self.A.shape[0]}, got "
+                            f"{type(v).__name__} {tuple(getattr(v, 'shape', ()))}")
+        return self.A.to(v.dtype) @ v
+
+
+@checker("conjugate_gradient")
+def check_conjugate_gradient(fn) -> None:
+    """Check `fn(Avp, b, iters, tol)` against the reference conjugate gradient (and a direct solve)."""
+    c = Check("conjugate_gradient")
+    A2 = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+    cases = [
+        ("A = 2 I (2 x 2), b = [1, -2]: one iteration solves it, then the residual is exactly 0",
+         2.0 * torch.eye(2, dtype=torch.float64), torch.tensor([1.0, -2.0], dtype=torch.float64), 10, 1e-10),
+        ("A = [[4, 1], [1, 3]], b = [1, 2]", A2, torch.tensor([1.0, 2.0], dtype=torch.float64), 10, 1e-10),
+        ("b = 0 (x = 0 is already exact)", A2, torch.zeros(2, dtype=torch.float64), 10, 1e-10),
+        ("A = 2 I (6 x 6) with iters=50: must stop once the residual is below tol",
+         2.0 * torch.eye(6, dtype=torch.float64), torch.arange(1.0, 7.0, dtype=torch.float64), 50, 1e-10),
+        ("a 5 x 5 SPD matrix, iters=5 (CG's n steps solve an n x n system)", _spd(5, 10.0, 0),
+         torch.linspace(-1, 1, 5, dtype=torch.float64), 5, 1e-12),
+        ("a 10 x 10 SPD matrix with condition number 100, only iters=3", _spd(10, 100.0, 1),
+         torch.ones(10, dtype=torch.float64), 3, 1e-10),
+        ("a 50 x 50 SPD matrix in float32, iters=10", _spd(50, 30.0, 2).float(),
+         torch.linspace(0.5, -1.5, 50), 10, 1e-10),
+    ]
+    for case, A, b, iters, tol in cases:
+        avp = _CountingAvp(A)
+        label = f"{case} (iters={iters}, tol={tol:g})"
+        got = c.call(fn, avp, b, iters, tol, case=label)
+        expected = conjugate_gradient(lambda v: A @ v, b, iters, tol)
+        A64, b64 = A.double(), b.double()
+        mistakes = {
+            "exact": (torch.linalg.solve(A64, b64), "that is the exact solution A^-1 b, but only `iters` CG "
+                      "iterations (one Avp each) may be used: never form A or solve it directly."),
+            "one_less": (_cg_variant(A64, b64, iters - 1, tol), f"off by one: that is CG after {iters - 1} "
+                         f"iterations; run {iters}."),
+            "one_more": (_cg_variant(A64, b64, iters + 1, tol), f"off by one: that is CG after {iters + 1} "
+                         f"iterations; run {iters}."),
+            "inverted_beta": (_cg_variant(A64, b64, iters, tol, "inverted"),
+                              "the direction update uses beta = r_new.r_new / r_old.r_old (new over old)."),
+            "steepest": (_cg_variant(A64, b64, iters, tol, "steepest"),
+                         "that is steepest descent: the next direction is p = r + beta p, not just r."),
+        }
+        c.expect_tensor(got, expected, case=label, rtol=1e-4 if b.dtype == torch.float32 else 1e-6,
+                        atol=1e-5 if b.dtype == torch.float32 else 1e-9, mistakes=mistakes,
+                        hint="start from x = 0, r = p = b; each iteration: alpha = r.r / p.Ap, x += alpha p, "
+                             "r -= alpha Ap, stop if r.r < tol, p = r + (r_new.r_new / r_old.r_old) p. A NaN means a "
+                             "division 0/0: stop as soon as the squared residual is below tol (also before the first "
+                             "step, when b = 0).")
+        if avp.calls > iters + 1:
+            c.fail(label, expected=f"at most {iters} calls of Avp (one per iteration)", got=f"{avp.calls} calls",
+                   hint="conjugate gradient needs one product A p per iteration; stop after `iters` iterations.")
+        if got.dtype != b.dtype:
+            c.fail(label, expected=f"dtype {b.dtype}", got=f"dtype {got.dtype}",
+                   hint="build x with torch.zeros_like(b) so it has b's dtype.")
+    c.passed(f"{len(cases)} systems from 2 x 2 to 50 x 50, early stop, b = 0, truncated runs")
+
+
+# --- trpo_line_search -----------------------------------------------------------------------------------------------
+def _quadratic_case(theta, full_step, peak, max_kl, **kw):
+    """surrogate(t) = -|t - peak|^2, kl(t) = |t - theta|^2 / 2."""
+    theta, full_step, peak = (torch.tensor(v, dtype=torch.float64) for v in (theta, full_step, peak))
+    th0 = theta.clone()
+    surrogate = lambda t: -float(((t - peak) ** 2).sum())  # noqa: E731
+    kl = lambda t: 0.5 * float(((t - th0) ** 2).sum())  # noqa: E731
+    return theta, full_step, surrogate, kl, max_kl, kw
+
+
+def _line_search_variant(theta, full_step, surrogate, kl, max_kl, backtrack=0.5, max_steps=10, *, first_j=0,
+                         extra=0, strict_kl=False, weak_improve=False, last_if_none=False, no_improve_check=False,
+                         no_kl_check=False):
+    """The reference line search with one deliberate mistake switched on (for the mistakes' values)."""
+    base = surrogate(theta)
+    cand = theta
+    for j in range(first_j, max_steps + extra):
+        cand = theta + backtrack**j * full_step
+        d, s = kl(cand), surrogate(cand)
+        kl_ok = no_kl_check or (d < max_kl if strict_kl else d <= max_kl)
+        imp_ok = no_improve_check or (s >= base if weak_improve else s > base)
+        if kl_ok and imp_ok:
+            return cand
+    return cand if last_if_none else theta
+
+
+_LS_MISTAKES = {
+    "first_j": (dict(first_j=1), "the first candidate is the full step itself (j = 0: alpha^0 = 1)."),
+    "extra": (dict(extra=1), "off by one: try j = 0 .. max_steps - 1 (max_steps candidates), no more."),
+    "strict_kl": (dict(strict_kl=True), "a candidate whose KL equals max_kl is inside the trust region: use <=."),
+    "weak_improve": (dict(weak_improve=True), "the surrogate must improve strictly (>): a step that changes nothing "
+                                              "is not an improvement."),
+    "last_if_none": (dict(last_if_none=True), "when no candidate qualifies, return theta unchanged, not the last "
+                                              "(smallest) candidate."),
+    "no_improve": (dict(no_improve_check=True), "you accepted a candidate that does not improve the surrogate: check "
+                                                "surrogate(candidate) > surrogate(theta)."),
+    "no_kl": (dict(no_kl_check=True), "you accepted a candidate outside the trust region: check kl(candidate) <= "
+                                      "max_kl."),
+}
+
+
+@checker("trpo_line_search")
+def check_trpo_line_search(fn) -> None:
+    """Check `fn(theta, full_step, surrogate, kl, max_kl, backtrack, max_steps)` on hand-made landscapes."""
+    c = Check("trpo_line_search")
+    flat = lambda t: 1.0  # noqa: E731
+    cases = [
+        ("the full step is good (peak beyond it, generous max_kl)", _quadratic_case([1.0, 2.0], [0.5, -0.5],
+                                                                                    [2.0, 1.0], 1.0)),
+        ("theta = 0, full step 4, peak at 1, max_kl = 0.5: j = 2 lands exactly on the KL bound",
+         _quadratic_case([0.0], [4.0], [1.0], 0.5)),
+        ("the full step overshoots the peak: only a shorter step improves", _quadratic_case([0.0], [2.0], [0.3], 10.0)),
+        ("a step in the wrong direction: nothing improves", _quadratic_case([0.0, 0.0], [1.0, 1.0], [-1.0, -1.0],
+                                                                            10.0)),
+        ("a flat surrogate: nothing improves strictly", (torch.tensor([0.5, -0.5], dtype=torch.float64),
+                                                         torch.tensor([1.0, 2.0], dtype=torch.float64), flat,
+                                                         lambda t: 0.0, 0.1, {})),
+        ("max_kl so small that no candidate of the 10 fits", _quadratic_case([0.0], [1.0], [1.0], 1e-9)),
+        ("only j = 3 fits the KL bound but max_steps = 3", _quadratic_case([0.0], [8.0], [1.0], 0.5, max_steps=3)),
+        ("backtrack = 0.8, max_steps = 5", _quadratic_case([0.0, 1.0], [3.0, -3.0], [0.5, 0.5], 1.0, backtrack=0.8,
+                                                           max_steps=5)),
+    ]
+    for case, (theta, full_step, surrogate, kl, max_kl, kw) in cases:
+        label = f"{case}: theta={theta.tolist()}, full_step={full_step.tolist()}, max_kl={max_kl:g}" + (
+            "".join(f", {k}={v}" for k, v in kw.items()))
+        got = c.call(fn, theta, full_step, surrogate, kl, max_kl, case=label, **kw)
+        expected = trpo_line_search(theta, full_step, surrogate, kl, max_kl, **kw)
+        mistakes = {name: (_line_search_variant(theta, full_step, surrogate, kl, max_kl, **kw, **variant), hint)
+                    for name, (variant, hint) in _LS_MISTAKES.items()}
+        c.expect_tensor(got, expected, case=label, rtol=1e-9, atol=1e-12, mistakes=mistakes,
+                        hint="try theta + backtrack**j * full_step for j = 0, 1, ..., max_steps - 1 and return the "
+                             "first one with surrogate(candidate) > surrogate(theta) and kl(candidate) <= max_kl; "
+                             "return theta if none qualifies.")
+    c.passed(f"{len(cases)} landscapes: accepted at j = 0, on the KL bound, after overshooting, and rejected")
+
+
+__all__ = ["check_kl_categorical", "check_conjugate_gradient", "check_trpo_line_search", "CheckFailed"]
