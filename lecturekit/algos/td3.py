@@ -16,32 +16,27 @@ terminated (B,).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from lecturekit.algos import Algo
 from lecturekit.buffers import Batch
 from lecturekit.offpolicy import (
-    DeterministicActor,
-    OffPolicyConfig,
+    DeterministicAgent,
+    DeterministicConfig,
     TwinQ,
-    box_bounds,
     clipped_double_q_target,
+    critic_loss,
     dpg_actor_loss,
-    gaussian_explore,
-    polyak_update,
     td_target,
     train_off_policy,
 )
 
 
 @dataclass
-class Config(OffPolicyConfig):
-    expl_noise: float = 0.1      # std of the Gaussian exploration noise, in units of the action half-range
+class Config(DeterministicConfig):
     target_noise: float = 0.2    # sigma of the target smoothing noise (half-range units); 0 switches fix 2 off
     noise_clip: float = 0.5      # c: the smoothing noise is clipped to [-c, c] (half-range units)
     policy_delay: int = 2        # critic updates per actor / target update; 1 switches fix 3 off
@@ -61,73 +56,43 @@ def smoothed_target_action(actor_targ: nn.Module, next_obs: Tensor, sigma: float
     return torch.max(torch.min(a + eps, actor_targ.center + half), actor_targ.center - half)
 
 
-def critic_loss(q1: Tensor, q2: Tensor | None, y: Tensor) -> Tensor:
-    """L(phi) = E[(Q_1(s, a) - y)^2] + E[(Q_2(s, a) - y)^2]: both critics regress on the same target y.
-
-    Shapes: q1, q2, y: (B,).  Returns a scalar.
-    """
-    loss = (q1 - y).pow(2).mean()
-    return loss if q2 is None else loss + (q2 - y).pow(2).mean()
-
-
-class TD3:
-    """Actor, twin critics, their target copies and optimizers; `update` is one TD3 step on a replay batch."""
+class TD3(DeterministicAgent):
+    """Actor, twin critics, their target copies and optimizers (see `DeterministicAgent`); `update` is one TD3 step."""
 
     def __init__(self, obs_space, act_space, cfg: Config, seed: int = 0):
-        obs_dim, act_dim = obs_space.shape[0], act_space.shape[0]
-        self.cfg = cfg
-        self.low, self.high = box_bounds(act_space)
-        self.actor = DeterministicActor(obs_dim, act_dim, self.low, self.high, cfg.hidden)
-        self.critic = TwinQ(obs_dim, act_dim, cfg.hidden)  # with twin=False, q2 is never used (gets no gradient)
-        self.actor_targ, self.critic_targ = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
-        for p in [*self.actor_targ.parameters(), *self.critic_targ.parameters()]:
-            p.requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.actor_params = list(self.actor.parameters())
-        self.model = nn.ModuleDict({"actor": self.actor, "critic": self.critic})
-        self.rng = np.random.default_rng(seed + 1)
+        # with twin=False, q2 is never used (it gets no gradient)
+        super().__init__(obs_space, act_space, cfg, seed, TwinQ(obs_space.shape[0], act_space.shape[0], cfg.hidden))
         self.last_actor_loss = torch.zeros(())
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return self.actor(torch.as_tensor(obs)).numpy()
-
-    def explore(self, obs: np.ndarray) -> np.ndarray:
-        return gaussian_explore(self.act(obs), self.cfg.expl_noise, self.low, self.high, self.rng)
-
     def update(self, b: Batch, step: int) -> dict:
-        cfg = self.cfg
+        """Critic step on the clipped double-Q target; every `policy_delay`-th call also actor step and targets."""
+        cfg, critic, targ = self.cfg, self.critic, self.critic_targ
         with torch.no_grad():
             a2 = smoothed_target_action(self.actor_targ, b.next_obs, cfg.target_noise, cfg.noise_clip)
-            q1_next = self.critic_targ.q1(b.next_obs, a2)
             if cfg.twin:
-                y = clipped_double_q_target(b.reward, b.terminated, q1_next, self.critic_targ.q2(b.next_obs, a2),
+                y = clipped_double_q_target(b.reward, b.terminated, targ.q1(b.next_obs, a2), targ.q2(b.next_obs, a2),
                                             cfg.gamma)
             else:
-                y = td_target(b.reward, b.terminated, q1_next, cfg.gamma)
-        q1 = self.critic.q1(b.obs, b.action)
-        q2 = self.critic.q2(b.obs, b.action) if cfg.twin else None
-        loss_q = critic_loss(q1, q2, y)
-        self.critic_opt.zero_grad()
-        loss_q.backward()
-        self.critic_opt.step()
+                y = td_target(b.reward, b.terminated, targ.q1(b.next_obs, a2), cfg.gamma)
+        q1 = critic.q1(b.obs, b.action)
+        loss_q = critic_loss(y, q1, critic.q2(b.obs, b.action)) if cfg.twin else critic_loss(y, q1)
+        self.critic_step(loss_q)
         if step % cfg.policy_delay == 0:
-            loss_pi = dpg_actor_loss(self.critic.q1, self.actor, b.obs)
-            self.actor_opt.zero_grad()
-            loss_pi.backward(inputs=self.actor_params)  # the critic's weights get no gradient
-            self.actor_opt.step()
-            polyak_update(self.actor_targ, self.actor, cfg.tau)
-            polyak_update(self.critic_targ, self.critic, cfg.tau)
+            loss_pi = dpg_actor_loss(critic.q1, self.actor, b.obs)
+            self.actor_step(loss_pi)
+            self.update_targets()
             self.last_actor_loss = loss_pi.detach()
         return {"critic_loss": loss_q.detach(), "actor_loss": self.last_actor_loss, "q1": q1.detach().mean()}
 
 
 def train(env_id: str, cfg: Config | None = None, *, steps: int, seed: int = 0, target: float | None = None,
-          eval_every: int | None = None, eval_episodes: int | None = None, callback=None):
-    """Train TD3 on `env_id` (1-D Box actions); returns a `History` whose model holds 'actor' and 'critic'."""
+          eval_every: int | None = None, eval_episodes: int | None = None, callback=None, probe=None):
+    """Train TD3 on `env_id` (1-D Box actions); returns a `History` whose model holds 'actor' and 'critic'.
+
+    `probe(agent, env_steps)` is called after every evaluation (see `offpolicy.train_off_policy`).
+    """
     return train_off_policy("td3", env_id, cfg or Config(), TD3, steps=steps, seed=seed, target=target,
-                            eval_every=eval_every, eval_episodes=eval_episodes, callback=callback)
+                            eval_every=eval_every, eval_episodes=eval_episodes, callback=callback, probe=probe)
 
 
 ALGOS = [Algo(name="td3", train=train, config=Config, bench_env="Pendulum-v1", bench_target=-200.0,
