@@ -76,12 +76,13 @@ def test_softmax_score_rejects_mistakes():
 
     rejects(check_softmax_score, in_place, "modified its input")
 
-    def int_dtype(h, a):
+    def int_dtype(h, a):  # zeros_like keeps the integer dtype of integer logits: -pi is truncated to 0
         g = np.zeros_like(h)
-        g[a] = 1
-        return g - np.exp(h - h.max()) / np.exp(h - h.max()).sum()
+        g[:] = -np.exp(h - h.max()) / np.exp(h - h.max()).sum()
+        g[a] += 1
+        return g
 
-    rejects(check_softmax_score, int_dtype, "dtype=int")
+    rejects(check_softmax_score, int_dtype, "array([1, 2, 3]", "float array")
 
 
 # ---------------------------------------------------------------------------------------------------- gaussian_log_prob
