@@ -51,6 +51,9 @@ def _register_course_envs() -> None:
                           ("lecturekit/InventoryControl-v0", "lecturekit.envs.inventory:InventoryControlEnv")]:
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry)
+    if "lecturekit/CliffWalkingOneHot-v0" not in gym.registry:
+        gym.register(id="lecturekit/CliffWalkingOneHot-v0", entry_point="lecturekit.envs.cliff:make_cliff_onehot",
+                     max_episode_steps=100)
 
 
 _register_course_envs()
