@@ -36,7 +36,7 @@ class Config:
     lr: float = 1e-2               # Adam step size of the policy
     baseline: str = "value"        # b(s_t): 'none' (b = 0), 'mean' (batch mean of G_t) or 'value' (learned V_w(s_t))
     vf_lr: float = 1e-2            # Adam step size of the value network (baseline='value' only)
-    vf_iters: int = 5              # value-regression steps per update (baseline='value' only)
+    vf_iters: int = 2              # value-regression steps per update (baseline='value' only)
     normalize: bool = True         # divide G_t - b by its batch std (rescales the step, keeps its direction)
     hidden: tuple = (64, 64)       # hidden layer sizes of the policy (and value) MLP
     log_std_init: float = -0.5     # initial log std of the Gaussian policy (Box actions only, [-1, 1] units)
