@@ -114,3 +114,13 @@ def test_smoke_pendulum_box_actions():
 def test_solves_cartpole_seed_0():
     h = trpo.train("CartPole-v1", steps=100_000, seed=0, target=475.0, eval_every=4096)
     assert h.solved and h.final_return >= 475.0
+
+
+def test_vanilla_step_is_theta_plus_lr_times_gradient():
+    model, obs, act, logp_old, adv = batch()
+    params = trpo.policy_params(model)
+    theta_k = get_flat_params(params)
+    g = flat_grad(trpo.surrogate_objective(model.log_prob(obs, act), logp_old, adv), params)
+    stats = trpo.vanilla_step(model, obs, act, logp_old, adv, trpo.Config(vanilla_lr=0.5))
+    torch.testing.assert_close(get_flat_params(params), theta_k + 0.5 * g)
+    assert stats["accepted_j"] == 0 and stats["kl"] > 0

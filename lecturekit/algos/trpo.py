@@ -46,6 +46,7 @@ class Config:
     vf_iters: int = 10          # critic minibatch steps per update
     vf_minibatches: int = 4     # minibatches per pass over the rollout for the critic
     normalize_adv: bool = True  # standardise advantages in each batch (rescales L; the step size is set by delta)
+    vanilla_lr: float = 0.0     # > 0: replace the TRPO step by the plain step theta += vanilla_lr * g (comparison)
     hidden: tuple = (64, 64)    # hidden layer sizes of actor and critic
     log_std_init: float = -0.5  # initial log std of the Gaussian policy (Box actions only)
 
@@ -103,6 +104,22 @@ def trpo_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, ad
             "surrogate_gain": res.improvement, "grad_norm": float(g.norm())}
 
 
+def vanilla_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, adv: Tensor, cfg: Config) -> dict:
+    """The step TRPO replaces: theta_{k+1} = theta_k + alpha g, with no look at how far the policy moves.
+    Lecture: "Why Vanilla Gradients May Fail".  Same data, same g, same logs as `trpo_step` (accepted_j is 0)."""
+    params = policy_params(model)
+    with torch.no_grad():
+        old = model.dist_params(obs)
+        old = old.clone() if model.discrete else (old[0].clone(), old[1].clone())
+    surr = surrogate_objective(model.log_prob(obs, act), logp_old, adv)
+    g = optim.flat_grad(surr, params)
+    optim.set_flat_params(params, optim.get_flat_params(params) + cfg.vanilla_lr * g)
+    with torch.no_grad():
+        gain = float(surrogate_objective(model.log_prob(obs, act), logp_old, adv) - surr)
+        kl = float(mean_kl(model, obs, old))
+    return {"accepted_j": 0, "kl": kl, "surrogate_gain": gain, "grad_norm": float(g.norm())}
+
+
 def fit_critic(model: ActorCritic, opt: torch.optim.Optimizer, obs: Tensor, ret: Tensor, cfg: Config,
                gen: torch.Generator) -> float:
     """`vf_iters` Adam steps on minibatches of the A2C critic loss mean (V_w(s) - R)^2.  Returns the last loss."""
@@ -124,7 +141,7 @@ def update(model: ActorCritic, vf_opt: torch.optim.Optimizer, ro, cfg: Config, g
     obs, act, logp_old, adv, ret = ro.obs[m], ro.actions[m], ro.logp[m], adv[m], ret[m]
     if cfg.normalize_adv:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    stats = trpo_step(model, obs, act, logp_old, adv, cfg)
+    stats = (vanilla_step if cfg.vanilla_lr > 0 else trpo_step)(model, obs, act, logp_old, adv, cfg)
     stats["value_loss"] = fit_critic(model, vf_opt, obs, ret, cfg, gen)
     with torch.no_grad():
         stats["entropy"] = float(model.entropy(obs).mean())
