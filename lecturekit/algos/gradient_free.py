@@ -66,6 +66,7 @@ class FiniteDifferenceConfig:
     episodes: int = 4           # episodes per perturbed parameter vector (averaged)
     lr: float = 0.5             # length of each normalised ascent step theta <- theta + lr g / |g|
     init_std: float = 1.0       # theta_0 ~ N(0, init_std^2)
+    max_norm: float = 3.0       # theta is rescaled to at most this length (a linear argmax policy is scale-free)
 
 
 # ---------------------------------------------------------------------------------------------------- pure pieces
@@ -197,7 +198,7 @@ def _cem(cfg: CEMConfig):
 def _finite_difference(cfg: FiniteDifferenceConfig):
     # candidates: episodes copies of [theta + h e_1, ..., theta + h e_D, theta - h e_1, ..., theta - h e_D]
     def init(D, rng):
-        return {"theta": cfg.init_std * rng.standard_normal(D)}
+        return {"theta": cfg.init_std * rng.standard_normal(D), "rng": rng}
 
     def ask(st, rng):
         E = cfg.h * np.eye(st["theta"].size)
@@ -208,8 +209,14 @@ def _finite_difference(cfg: FiniteDifferenceConfig):
         F = scores.reshape(cfg.episodes, 2, D).mean(0)
         grad = (F[0] - F[1]) / (2 * cfg.h)
         norm = np.linalg.norm(grad)
-        step = cfg.lr * grad / norm if norm > 0 else 0.0
-        return {"theta": st["theta"] + step, "best": scores.max(), "grad_norm": norm}
+        if norm == 0:  # on a plateau every probe scores the same: take a random step to leave it
+            grad = st["rng"].standard_normal(D)
+            norm = np.linalg.norm(grad)
+        theta = st["theta"] + cfg.lr * grad / norm
+        # argmax(W s + b) does not change when theta is scaled, but the probes and steps do: keep |theta| bounded
+        # so that h and lr stay meaningful
+        theta *= min(1.0, cfg.max_norm / np.linalg.norm(theta))
+        return {"theta": theta, "rng": st["rng"]}
 
     def size(D):
         return 2 * D * cfg.episodes
