@@ -1,0 +1,264 @@
+"""Checkers of lecture part 5 (PPO): `gae`, `ppo_clip_loss`, `clipping_case`.  Exercise notebook: solutions/ex05_ppo."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lecturekit.algos.ppo import clipping_case, ppo_clip_loss
+from lecturekit.checking import Check, checker, describe
+from lecturekit.returns import gae
+
+
+# --- gae ----------------------------------------------------------------------------------------------------------
+def _gae_variant(r, v, d, lv, gamma, lam, *, done_in_delta=True, done_in_rec=True, next_v=True, use_last=True,
+                 use_lam=True, shift_done=False) -> np.ndarray:
+    """GAE with one piece of the recursion changed: what a common mistake computes."""
+    r, v, d = (np.asarray(x, dtype=np.float64) for x in (r, v, d))
+    lv = np.asarray(lv, dtype=np.float64) if use_last else np.zeros(r.shape[1])
+    T = r.shape[0]
+    nv = np.concatenate([v[1:], lv[None]], 0) if next_v else v
+    d_rec = np.concatenate([d[1:], np.zeros((1, r.shape[1]))], 0) if shift_done else d
+    delta = r + gamma * (1 - d if done_in_delta else 1) * nv - v
+    adv, run = np.zeros_like(r), np.zeros(r.shape[1])
+    for t in range(T - 1, -1, -1):
+        run = delta[t] + gamma * (lam if use_lam else 1.0) * (1 - d_rec[t] if done_in_rec else 1) * run
+        adv[t] = run
+    return adv
+
+
+def _gae_mistakes(r, v, d, lv, gamma, lam) -> dict:
+    right = gae(r, v, d, lv, gamma, lam)
+    return {
+        "returns": (right + np.asarray(v, dtype=np.float64),
+                    "you returned A_t + V_t (the value targets); the exercise asks for the advantages A_t."),
+        "delta_only": (_gae_variant(r, v, d, lv, gamma, 0.0),
+                       "this is the one-step TD error delta_t only: add gamma * lam * (1 - terminated_t) * A_{t+1}, "
+                       "computed backwards from t = T - 1."),
+        "no_lambda": (_gae_variant(r, v, d, lv, gamma, lam, use_lam=False),
+                      "lambda is missing: the recursion is "
+                      "A_t = delta_t + gamma * lam * (1 - terminated_t) * A_{t+1}."),
+        "no_done": (_gae_variant(r, v, d, lv, gamma, lam, done_in_delta=False, done_in_rec=False),
+                    "a terminated step must not bootstrap nor pass on A_{t+1}: multiply both V_{t+1} in delta_t and "
+                    "A_{t+1} in the recursion by (1 - terminated_t)."),
+        "no_done_delta": (_gae_variant(r, v, d, lv, gamma, lam, done_in_delta=False),
+                          "a terminated step must not bootstrap: delta_t = r_t + gamma * (1 - terminated_t) * V_{t+1} "
+                          "- V_t (V_{t+1} then belongs to the next episode)."),
+        "no_done_rec": (_gae_variant(r, v, d, lv, gamma, lam, done_in_rec=False),
+                        "the advantage leaks across episode boundaries: multiply A_{t+1} by (1 - terminated_t) in "
+                        "the recursion too, not only V_{t+1} in delta_t."),
+        "shift_done": (_gae_variant(r, v, d, lv, gamma, lam, shift_done=True),
+                       "off by one at episode ends: step t's own flag terminated_t cuts A_{t+1}, "
+                       "not terminated_{t+1}."),
+        "no_last": (_gae_variant(r, v, d, lv, gamma, lam, use_last=False),
+                    "the last step must bootstrap from last_value: V_T = last_value (not 0) in delta_{T-1}."),
+        "v_t": (_gae_variant(r, v, d, lv, gamma, lam, next_v=False),
+                "delta_t uses the value of the NEXT state: r_t + gamma * V_{t+1} - V_t (V_{t+1} = values[t + 1], "
+                "and last_value for the last step)."),
+        "forward": (_gae_forward(r, v, d, lv, gamma, lam),
+                    "the recursion runs backwards in time: start at t = T - 1 with A_T = 0 and go down to t = 0."),
+    }
+
+
+def _gae_forward(r, v, d, lv, gamma, lam) -> np.ndarray:
+    r, v, d = (np.asarray(x, dtype=np.float64) for x in (r, v, d))
+    nv = np.concatenate([v[1:], np.asarray(lv, dtype=np.float64)[None]], 0)
+    delta = r + gamma * (1 - d) * nv - v
+    adv, run = np.zeros_like(r), np.zeros(r.shape[1])
+    for t in range(r.shape[0]):
+        run = delta[t] + gamma * lam * (1 - d[t]) * run
+        adv[t] = run
+    return adv
+
+
+def _gae_cases() -> list:
+    rng = np.random.default_rng(5)
+    f = np.array
+    cases = [
+        # (rewards, values, terminated, last_value, gamma, lam)
+        (f([[1.0]]), f([[0.5]]), f([[False]]), f([2.0]), 0.9, 0.95),
+        (f([[1.0]]), f([[0.5]]), f([[True]]), f([2.0]), 0.9, 0.95),
+        (f([[1.0], [0.0], [2.0]]), f([[0.5], [1.0], [-1.0]]), f([[False], [False], [False]]), f([3.0]), 0.9, 0.0),
+        (f([[1.0], [0.0], [2.0]]), f([[0.5], [1.0], [-1.0]]), f([[False], [False], [False]]), f([3.0]), 0.9, 1.0),
+        (f([[1.0], [0.0], [2.0]]), f([[0.5], [1.0], [-1.0]]), f([[False], [False], [False]]), f([3.0]), 0.9, 0.5),
+        (f([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [1.0, 2.0]]), f([[2.0, 0.5], [1.5, 0.2], [3.0, 1.0], [0.5, -0.5]]),
+         f([[False, False], [True, False], [False, True], [False, False]]), f([4.0, 1.0]), 0.9, 0.8),
+    ]
+    T, N = 32, 4
+    cases.append((rng.normal(size=(T, N)), rng.normal(size=(T, N)), rng.random((T, N)) < 0.1, rng.normal(size=N),
+                  0.99, 0.95))
+    cases.append((np.ones((128, 8)), rng.normal(10, 1, size=(128, 8)), (rng.random((128, 8)) < 0.02).astype(np.float32),
+                  rng.normal(10, 1, size=8), 0.99, 0.95))  # terminated as 0/1 floats
+    return cases
+
+
+@checker("gae")
+def check_gae(fn) -> None:
+    """Check `fn(rewards, values, terminated, last_value, gamma, lam)` against the GAE recursion, small cases first."""
+    c = Check("gae")
+    cases = _gae_cases()
+    for r, v, d, lv, gamma, lam in cases:
+        T, N = r.shape
+        case = (f"rewards={r.tolist()}, values={v.tolist()}, terminated={d.tolist()}, last_value={lv.tolist()}, "
+                f"gamma={gamma}, lam={lam}") if T * N <= 8 else \
+            f"a rollout of T={T} steps x N={N} envs with episode ends (terminated as {d.dtype}), " \
+            f"gamma={gamma}, lam={lam}"
+        got = c.call(fn, r, v, d, lv, gamma, lam, case=case)
+        c.expect_close(got, gae(r, v, d, lv, gamma, lam), case=case, rtol=1e-5, atol=1e-6,
+                       mistakes=_gae_mistakes(r, v, d, lv, gamma, lam))
+    c.passed(f"{len(cases)} rollouts from 1x1 to 128x8 steps, lambda 0, 0.5, 0.8, 0.95 and 1, with episode ends")
+
+
+# --- ppo_clip_loss ------------------------------------------------------------------------------------------------
+def _clip_mistakes(logp, logp_old, adv, eps) -> dict:
+    """name -> (wrong loss as a function of logp, hint)."""
+    lo, a = logp_old, adv
+
+    def ratio(lp):
+        return torch.exp(lp - lo)
+
+    def rclip(lp):
+        return torch.clamp(ratio(lp), 1 - eps, 1 + eps)
+
+    def inv(lp):
+        return torch.exp(lo - lp)
+
+    return {
+        "sign": (lambda lp: torch.min(ratio(lp) * a, rclip(lp) * a).mean(),
+                 "the sign is flipped: return the LOSS, minus the clipped objective (an optimizer minimises it)."),
+        "max": (lambda lp: -torch.max(ratio(lp) * a, rclip(lp) * a).mean(),
+                "use the min of the two terms (the pessimistic one), not the max."),
+        "no_clip": (lambda lp: -(ratio(lp) * a).mean(),
+                    "the clipped term is missing: min(r * adv, clip(r, 1 - eps, 1 + eps) * adv)."),
+        "clip_only": (lambda lp: -(rclip(lp) * a).mean(),
+                      "take the min of the clipped AND the unclipped term; clip(r) * adv alone also stops gradients "
+                      "that should pass (moves that make things worse)."),
+        "inverted": (lambda lp: -torch.min(inv(lp) * a, torch.clamp(inv(lp), 1 - eps, 1 + eps) * a).mean(),
+                     "the ratio is upside down: r = pi_new / pi_old = exp(logp - logp_old)."),
+        "no_exp": (lambda lp: -torch.min((lp - lo) * a, torch.clamp(lp - lo, 1 - eps, 1 + eps) * a).mean(),
+                   "logp - logp_old is the log of the ratio: r = exp(logp - logp_old)."),
+        "divide": (lambda lp: -torch.min(lp / lo * a, torch.clamp(lp / lo, 1 - eps, 1 + eps) * a).mean(),
+                   "logp / logp_old is not the probability ratio: with log-probabilities, r = exp(logp - logp_old)."),
+        "sum": (lambda lp: -torch.min(ratio(lp) * a, rclip(lp) * a).sum(),
+                "average over the batch with .mean(), not .sum()."),
+        "clip_product": (lambda lp: -torch.min(ratio(lp) * a, torch.clamp(ratio(lp) * a, 1 - eps, 1 + eps)).mean(),
+                         "clip the ratio r, not the product r * adv: clip(r, 1 - eps, 1 + eps) * adv."),
+    }
+
+
+def _value_and_grad(loss_fn, logp) -> tuple[Tensor, Tensor]:
+    lp = logp.detach().clone().requires_grad_(True)
+    value = loss_fn(lp)
+    (grad,) = torch.autograd.grad(value, lp)
+    return value.detach(), grad
+
+
+def _clip_cases() -> list:
+    g = torch.Generator().manual_seed(5)
+    t = torch.tensor
+    cases = [
+        # (logp, logp_old, adv, clip_eps)
+        (t([-0.5]), t([-0.5]), t([1.0]), 0.2),                                     # r = 1
+        (t([-0.4, -1.2, -0.7]), t([-0.5, -1.1, -0.7]), t([1.0, -2.0, 0.5]), 0.2),  # r inside [0.8, 1.2]
+        (t([-0.1, -2.0, -0.1, -2.0]), t([-0.7, -0.7, -0.7, -0.7]), t([2.0, 1.0, -1.5, -0.5]), 0.2),  # r far outside
+        (t([-0.2, -1.5, -0.3, -1.4, -0.9, -0.6]), t([-0.8, -0.6, -0.9, -0.7, -1.0, -0.5]),
+         t([2.0, 1.0, -1.0, -0.5, 0.3, -3.0]), 0.1),
+    ]
+    B = 256
+    logp_old = -torch.rand(B, generator=g) * 3 - 0.05
+    logp = logp_old + torch.randn(B, generator=g) * 0.4
+    cases.append((logp, logp_old, torch.randn(B, generator=g), 0.2))
+    cases.append((logp.double(), logp_old.double(), torch.randn(B, generator=g).double(), 0.3))
+    return cases
+
+
+@checker("ppo_clip_loss")
+def check_ppo_clip_loss(fn) -> None:
+    """Check the value of `fn(logp, logp_old, adv, clip_eps)`, its gradient with respect to logp, and that no gradient
+    reaches logp_old or adv."""
+    c = Check("ppo_clip_loss")
+    cases = _clip_cases()
+    for logp, logp_old, adv, eps in cases:
+        B = len(logp)
+        case = (f"logp={describe(logp)}, logp_old={describe(logp_old)}, adv={describe(adv)}, clip_eps={eps}"
+                if B <= 6 else f"a batch of B={B} ({logp.dtype}), ratios spread around 1, clip_eps={eps}")
+        lp, lo, ad = (x.clone().requires_grad_(True) for x in (logp, logp_old, adv))
+        got = c.call(fn, lp, lo, ad, eps, case=case)
+        expected, ref_grad = _value_and_grad(lambda x: ppo_clip_loss(x, logp_old, adv, eps), logp)
+        wrong = {k: (*_value_and_grad(f, logp), hint)
+                 for k, (f, hint) in _clip_mistakes(logp, logp_old, adv, eps).items()}
+        c.expect_tensor(got, expected, case=case, mistakes={k: (v, h) for k, (v, _, h) in wrong.items()})
+        if not got.requires_grad:
+            c.fail(case, "a loss that carries a gradient to logp", "a tensor with no gradient",
+                   hint="the loss is detached from logp: keep the computation in torch (no .item(), .numpy(), "
+                        "torch.tensor(...) or .detach() on logp).")
+        got.backward()
+        for name, x in (("logp_old", lo), ("adv", ad)):
+            if x.grad is not None and x.grad.abs().max() > 0:
+                c.fail(case, f"no gradient in {name}", f"{name}.grad = {describe(x.grad)}",
+                       hint=f"{name} is data of the old policy / a fixed weight: use {name}.detach() so the "
+                            "optimiser only moves the new policy through logp.")
+        # a mistake can give the right value on this case and still the wrong gradient (e.g. r = 1 exactly)
+        same_value = {k: (g, h) for k, (v, g, h) in wrong.items() if torch.allclose(v.double(), expected.double())}
+        c.expect_tensor(lp.grad, ref_grad, case=case + " (gradient with respect to logp)", mistakes=same_value,
+                        hint="the value is right but its gradient is not: is part of the formula detached?")
+    c.passed(f"{len(cases)} batches from B=1 to B=256: value, gradient into logp, none into logp_old and adv")
+
+
+# --- clipping_case ------------------------------------------------------------------------------------------------
+def _case_mistakes(ratio, adv, eps) -> tuple[dict, dict]:
+    """Wrong answers for `value` and for `gradient`."""
+    rc = min(max(ratio, 1 - eps), 1 + eps)
+    outside = ratio < 1 - eps or ratio > 1 + eps
+    values = {
+        "clip_only": (rc * adv, "`value` is the min of BOTH terms; clip(r) * A alone is only one of them."),
+        "max": (max(ratio * adv, rc * adv),
+                "`value` is the min of r * A and clip(r, 1 - eps, 1 + eps) * A, not the max."),
+    }
+    grads = {
+        "loss_sign": (-clipping_case(ratio, adv, eps)["gradient"],
+                      "the gradient is of the objective (the min), not of the loss -min(...): flip the sign."),
+        "always_a": (adv, "the min does not always pick r * A: where it picks the clipped term (a constant in r), "
+                          "the gradient is 0."),
+        "outside_zero": (0.0 if outside else adv,
+                         "the gradient is not zero whenever r is outside [1 - eps, 1 + eps]: only where the min picks "
+                         "the clipped term. Compute min(...) and differentiate it (e.g. with torch autograd)."),
+    }
+    return values, grads
+
+
+def _as_bool(x):
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, torch.Tensor) and x.dtype == torch.bool and x.numel() == 1:
+        return bool(x.item())
+    return None
+
+
+@checker("clipping_case")
+def check_clipping_case(fn) -> None:
+    """Check `fn(ratio, adv, clip_eps) -> {'value', 'clipped', 'gradient'}` on every cell of the six-case table."""
+    c = Check("clipping_case")
+    cases = [(1.0, 1.0, 0.2), (1.0, -1.0, 0.2), (1.1, 2.0, 0.2), (0.9, -0.5, 0.2),     # inside
+             (1.5, 1.0, 0.2), (0.5, -1.0, 0.2), (0.5, 1.0, 0.2), (1.5, -1.0, 0.2),     # the four outside cells
+             (0.85, 3.0, 0.1), (0.85, -3.0, 0.1), (1.25, 0.5, 0.1), (1.25, -0.5, 0.1), (2.0, 0.0, 0.2)]
+    for ratio, adv, eps in cases:
+        case = f"ratio={ratio}, adv={adv}, clip_eps={eps}"
+        got = c.call(fn, ratio, adv, eps, case=case)
+        exp = clipping_case(ratio, adv, eps)
+        if not isinstance(got, dict) or set(got) < {"value", "clipped", "gradient"}:
+            c.fail(case, {k: exp[k] for k in ("value", "clipped", "gradient")}, got,
+                   hint="return a dict with the keys 'value', 'clipped' and 'gradient'.")
+        vm, gm = _case_mistakes(ratio, adv, eps)
+        c.expect_close(got["value"], exp["value"], case=case + " ('value')", mistakes=vm)
+        flag = _as_bool(got["clipped"])
+        if flag is None:
+            c.fail(case + " ('clipped')", exp["clipped"], got["clipped"], hint="'clipped' must be True or False.")
+        if flag != exp["clipped"]:
+            rc = min(max(ratio, 1 - eps), 1 + eps)
+            c.fail(case + " ('clipped')", exp["clipped"], flag,
+                   hint=f"r * A = {ratio * adv:.4g} and clip(r) * A = {rc * adv:.4g}: 'clipped' is True only when "
+                        "the min picks the clipped term and it is smaller than r * A. Being outside [1 - eps, 1 + eps] "
+                        "is not enough: it depends on the sign of A.")
+        c.expect_close(got["gradient"], exp["gradient"], case=case + " ('gradient')", mistakes=gm)
+    c.passed(f"{len(cases)} cases: every cell of the table, two epsilons, and A = 0")
