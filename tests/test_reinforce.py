@@ -54,18 +54,12 @@ def test_config_rejects_unknown_baseline():
 
 
 # ---------------------------------------------------------------- collecting complete episodes
-def _buffers(t_max, n, obs_dim):
-    return {"obs": np.zeros((t_max, n, obs_dim), np.float32), "actions": np.zeros((t_max, n), np.int64),
-            "rewards": np.zeros((t_max, n), np.float32), "valid": np.zeros((t_max, n), bool),
-            "ends": np.zeros((t_max, n), bool)}
-
-
 def test_collect_episodes_masks_after_each_episode_and_replays_exactly():
     torch.manual_seed(0)
     n = 6
     envs = make_vec("CartPole-v1", n, seed=3)
     model = ActorCritic(envs.single_observation_space, envs.single_action_space)
-    batch = R.collect_episodes(envs, R.Policy(model, envs.single_action_space), _buffers(500, n, 4), 500)
+    batch = R.collect_episodes(envs, R.Policy(model, envs.single_action_space), R.episode_buffers(envs, 500), 500)
     lengths = batch.valid.sum(0)
     # valid is a prefix per column, the episode ends on its last valid step, and CartPole pays 1 per step
     for i in range(n):

@@ -116,6 +116,16 @@ class Batch:
         return self.rewards.sum(0)
 
 
+def episode_buffers(envs: gym.vector.VectorEnv, t_max: int) -> dict:
+    """Preallocated (t_max, N, ...) arrays for `collect_episodes`, reused by every batch."""
+    n, obs_dim = envs.num_envs, envs.single_observation_space.shape[0]
+    discrete = isinstance(envs.single_action_space, gym.spaces.Discrete)
+    act_shape, act_dtype = ((), np.int64) if discrete else (envs.single_action_space.shape, np.float32)
+    return {"obs": np.zeros((t_max, n, obs_dim), np.float32), "actions": np.zeros((t_max, n, *act_shape), act_dtype),
+            "rewards": np.zeros((t_max, n), np.float32), "valid": np.zeros((t_max, n), bool),
+            "ends": np.zeros((t_max, n), bool)}
+
+
 def collect_episodes(envs: gym.vector.VectorEnv, policy: Policy, bufs: dict, t_max: int) -> Batch:
     """Run the N copies of `envs` from a reset until each has finished one episode (or t_max steps).
 
@@ -194,11 +204,7 @@ def train(env_id: str, cfg: Config | None = None, *, steps: int, seed: int = 0, 
     pi_params = list(model.pi.parameters()) + ([model.log_std] if not model.discrete else [])
     opt = torch.optim.Adam(pi_params, lr=cfg.lr)
     vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr) if cfg.baseline == "value" else None
-    n, obs_dim = cfg.n_episodes, envs.single_observation_space.shape[0]
-    act_shape, act_dtype = ((), np.int64) if model.discrete else (envs.single_action_space.shape, np.float32)
-    bufs = {"obs": np.zeros((t_max, n, obs_dim), np.float32), "actions": np.zeros((t_max, n, *act_shape), act_dtype),
-            "rewards": np.zeros((t_max, n), np.float32), "valid": np.zeros((t_max, n), bool),
-            "ends": np.zeros((t_max, n), bool)}
+    bufs = episode_buffers(envs, t_max)
     mon = Monitor("reinforce", env_id, seed, steps, target, eval_every, eval_episodes, callback, asdict(cfg))
     env_steps = 0
     try:

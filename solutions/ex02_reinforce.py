@@ -1,0 +1,177 @@
+# %% [markdown]
+# # Exercise 02 · The REINFORCE loss and a Gaussian policy gradient
+#
+# Lecture: "Vanilla policy gradient (REINFORCE)", "Variance Reduction By Baseline" and "Policy Parametrizations".
+# Notebooks [04 REINFORCE](../notebooks/04_reinforce.ipynb), [05 Baselines](../notebooks/05_baselines_variance.ipynb)
+# and [06 Parametrizations](../notebooks/06_policy_parametrizations.ipynb) tell the story; here you write the two
+# pieces yourself.
+#
+# 1. `reinforce_loss`: the loss whose gradient is (minus) the REINFORCE estimate. You then train CartPole with it.
+# 2. `gaussian_policy_gradient`: the same estimate for a one-dimensional Gaussian policy, written out by hand
+#    (no autograd), used to find the revenue-maximising price of a product.
+#
+# The returns-to-go come from `discounted_returns` (exercise 00); here the reference one in `lecturekit.returns` does
+# that part.
+
+# %%
+import lecturekit as lk
+
+lk.notebook_setup(seed=0)
+
+import numpy as np
+import torch
+
+from lecturekit.checks import check_gaussian_policy_gradient, check_reinforce_loss
+
+# %% [markdown]
+# ## 1. The REINFORCE loss
+#
+# Sample episodes with $\pi_\theta$, and write $G_t$ for the return-to-go of step $t$ and $b_t$ for a baseline that
+# does not depend on the action taken at step $t$. The REINFORCE estimate of the policy gradient over a batch of
+# $n$ time steps (all episodes together) is
+#
+# $$\hat g = \frac1n \sum_{t} \nabla_\theta \log \pi_\theta(a_t \mid s_t)\,(G_t - b_t).$$
+#
+# An optimizer minimises, so we hand it a **loss** whose gradient is $-\hat g$:
+#
+# $$L(\theta) = -\frac1n \sum_t \log \pi_\theta(a_t \mid s_t)\,(G_t - b_t).$$
+#
+# $G_t$ and $b_t$ are numbers measured from the samples, so the gradient must flow only through
+# $\log \pi_\theta$. This matters once the baseline is the output of a value network: without `.detach()` the
+# policy loss would also push that network around.
+
+# %%
+def reinforce_loss(log_probs, returns, baseline=None):
+    """L = -mean(log_probs * (returns - baseline)): its gradient is minus the REINFORCE policy-gradient estimate.
+
+    log_probs: torch tensor of log pi(a_t|s_t), any shape (e.g. (T,) or (T, N)), requires grad.
+    returns:   torch tensor of the returns-to-go G_t, same shape.
+    baseline:  None (meaning 0) or a torch tensor b_t of the same shape.
+    Returns a scalar tensor. No gradient may flow into `returns` or `baseline`; do not modify the inputs.
+    """
+    ### BEGIN SOLUTION
+    adv = returns if baseline is None else returns - baseline
+    return -(log_probs * adv.detach()).mean()
+    ### END SOLUTION
+
+
+# %%
+check_reinforce_loss(reinforce_loss)
+
+# %% [markdown]
+# ### Your loss trains CartPole
+#
+# Here is all of REINFORCE, around your loss: sample 16 episodes in parallel with the current policy, compute the
+# returns-to-go, use their batch mean as the baseline, take one Adam step. `lecturekit.algos.reinforce` supplies the
+# episode collection (vectorised, under `no_grad`); the training step is yours. It usually balances the pole for the
+# full 500 steps after 40k to 80k environment steps (a few seconds).
+
+# %% tags=["uses-answer"]
+from lecturekit.algos import reinforce as R
+from lecturekit.envs import make_vec
+from lecturekit.monitor import evaluate
+from lecturekit.nets import ActorCritic
+from lecturekit.returns import bootstrapped_returns
+
+envs = make_vec("CartPole-v1", 16, seed=0)
+model = ActorCritic(envs.single_observation_space, envs.single_action_space)
+policy = R.Policy(model, envs.single_action_space)
+opt = torch.optim.Adam(model.pi.parameters(), lr=1e-2)
+buffers = R.episode_buffers(envs, t_max=500)
+curve, steps = [], 0
+while steps < 100_000:
+    batch = R.collect_episodes(envs, policy, buffers, t_max=500)
+    G = bootstrapped_returns(batch.rewards, batch.ends, np.zeros(16), gamma=0.99)  # returns-to-go of each episode
+    m = batch.valid  # (T, 16): steps that belong to an episode
+    obs, act = torch.as_tensor(batch.obs[m]), torch.as_tensor(batch.actions[m])
+    ret = torch.as_tensor(G[m], dtype=torch.float32)
+    loss = reinforce_loss(model.log_prob(obs, act), ret, torch.full_like(ret, ret.mean().item()))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    steps += batch.env_steps
+    curve.append((steps, batch.episode_returns().mean()))
+    if curve[-1][1] >= 475 and evaluate(policy.greedy, "CartPole-v1", 20, seed=123)[0] >= 475:
+        break
+envs.close()
+
+import matplotlib.pyplot as plt
+
+plt.figure(figsize=(6, 3))
+plt.plot(*zip(*curve))
+plt.xlabel("environment steps"), plt.ylabel("mean episode return of the batch"), plt.title("REINFORCE, your loss")
+plt.show()
+final = evaluate(policy.greedy, "CartPole-v1", 20, seed=123)[0]
+print(f"{steps} environment steps; greedy evaluation return {final:.1f}")
+assert final >= 475
+
+# %% [markdown]
+# ## 2. A Gaussian policy gradient, by hand: pricing one product
+#
+# A shop sets a price $a$ for one selling period; the number of buyers is Poisson with mean
+# $\lambda(a) = 3 e^{-a}$ (demand falls as the price rises), and the revenue is $R = a \cdot D$. The expected revenue
+# $3 a e^{-a}$ is largest at $a^\star = 1$. The shop does not know the demand curve: it tries prices from a Gaussian
+# policy $a \sim \mathcal N(\mu, \sigma^2)$ with $\sigma = e^{\log\sigma}$, and climbs the REINFORCE estimate of
+# $\nabla_{(\mu, \log\sigma)} \mathbb E[R]$.
+#
+# For one sample, the score (the gradient of $\log \mathcal N(a; \mu, \sigma^2)$) has a closed form. With
+# $d = a - \mu$:
+#
+# $$\frac{\partial \log \pi}{\partial \mu} = \frac{d}{\sigma^2}, \qquad
+#   \frac{\partial \log \pi}{\partial \log\sigma} = \frac{d^2}{\sigma^2} - 1.$$
+#
+# (The second one follows from $\log \pi = -\tfrac{d^2}{2\sigma^2} - \log\sigma - \tfrac12\log 2\pi$ and
+# $\partial\sigma / \partial\log\sigma = \sigma$.) The estimate averages score times $(R_i - b)$ over the samples.
+# Derive both scores on paper before you code them.
+
+# %%
+def gaussian_policy_gradient(actions, mu, log_std, returns, baseline=0.0):
+    """REINFORCE estimate of grad E[R] for a 1-D Gaussian policy a ~ N(mu, exp(log_std)^2), without autograd.
+
+    actions: NumPy array (B,) of sampled actions a_i; returns: NumPy array (B,) of their returns R_i (ints allowed).
+    mu, log_std: floats, the policy's parameters.  baseline: float b subtracted from every return.
+    Returns a float NumPy array of shape (2,): [mean_i dlog pi(a_i)/dmu * (R_i - b),
+                                                mean_i dlog pi(a_i)/dlog_std * (R_i - b)].
+    """
+    ### BEGIN SOLUTION
+    a = np.asarray(actions, dtype=float)
+    d, var = a - mu, np.exp(2.0 * log_std)
+    w = np.asarray(returns, dtype=float) - baseline
+    return np.array([np.mean(d / var * w), np.mean((d * d / var - 1.0) * w)])
+    ### END SOLUTION
+
+
+# %%
+check_gaussian_policy_gradient(gaussian_policy_gradient)
+
+# %% [markdown]
+# ### Your gradient finds the price
+#
+# Start from a price of 2.5 with $\sigma = 0.5$. Each step tries 256 prices, observes the revenues, uses their mean
+# as the baseline, and moves $(\mu, \log\sigma)$ along your estimate. The mean price should settle near
+# $a^\star = 1$ and the policy should become more certain (smaller $\sigma$) as it does.
+
+# %% tags=["uses-answer"]
+rng = np.random.default_rng(0)
+mu, log_std, lr = 2.5, np.log(0.5), 0.1
+path = [mu]
+for _ in range(300):
+    prices = mu + np.exp(log_std) * rng.standard_normal(256)
+    revenue = prices * rng.poisson(3.0 * np.exp(-np.clip(prices, 0, None)))
+    g = gaussian_policy_gradient(prices, mu, log_std, revenue, baseline=revenue.mean())
+    mu, log_std = mu + lr * g[0], max(log_std + lr * g[1], np.log(0.05))
+    path.append(mu)
+
+plt.figure(figsize=(6, 3))
+plt.plot(path, label="mean price $\\mu$")
+plt.axhline(1.0, color="C2", ls="--", label="best price $a^\\star = 1$")
+plt.xlabel("gradient step"), plt.legend(), plt.show()
+expected_revenue = lambda a: 3.0 * a * np.exp(-a)
+print(f"mu = {mu:.3f}, sigma = {np.exp(log_std):.3f}; expected revenue at mu: {expected_revenue(mu):.4f}, "
+      f"at the best price: {expected_revenue(1.0):.4f}")
+assert abs(mu - 1.0) < 0.2 and expected_revenue(mu) >= 0.98 * expected_revenue(1.0) and np.exp(log_std) < 0.5
+
+# %% [markdown]
+# **Think about it.** Run the pricing loop with `baseline=0.0`. The estimate stays unbiased, so why does $\mu$ wander
+# much more? (Notebook 05 measures exactly this.) And what would go wrong with prices below 0 if we did not clip them
+# inside the demand model?
