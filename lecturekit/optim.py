@@ -57,6 +57,36 @@ def flat_grad(y: Tensor, params: Iterable[Tensor] | nn.Module, retain_graph: boo
     return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, ps)])
 
 
+def call_with_flat_params(module: nn.Module, flat: Tensor, *args):
+    """module(*args) computed with the parameters taken from the 1-D tensor `flat` (differentiable w.r.t. flat).
+
+    The module's own parameters are not changed: this is what autograd needs to differentiate through theta.
+    """
+    names_params = list(module.named_parameters())
+    n = sum(p.numel() for _, p in names_params)
+    if flat.ndim != 1 or flat.numel() != n:
+        raise ValueError(f"flat must be 1-D with {n} entries (the parameter count), got shape {tuple(flat.shape)}")
+    values, i = {}, 0
+    for name, p in names_params:
+        values[name] = flat[i : i + p.numel()].view_as(p)
+        i += p.numel()
+    return torch.func.functional_call(module, values, args)
+
+
+def fisher_matrix_categorical(logits_net: nn.Module, obs: Tensor) -> Tensor:
+    """The explicit Fisher matrix F = mean_s sum_a pi(a|s) grad log pi(a|s) grad log pi(a|s)^T  (P x P).
+
+    Lecture: "KL Divergence and the Fisher Matrix".  `logits_net` maps obs (B, obs_dim) to logits (B, A).
+    Costs P^2 memory and one Jacobian of all B x A log-probabilities: for teaching and testing only; TRPO never
+    forms F (see `fisher_vector_product`).
+    """
+    theta = get_flat_params(logits_net)
+    scores = torch.func.jacrev(lambda th: torch.log_softmax(call_with_flat_params(logits_net, th, obs), -1))(theta)
+    with torch.no_grad():
+        pi = torch.softmax(logits_net(obs), -1)
+    return torch.einsum("ba,bap,baq->pq", pi, scores, scores) / obs.shape[0]
+
+
 # --- KL divergences between policies --------------------------------------------------------------------------------
 def kl_categorical(logits_p: Tensor, logits_q: Tensor) -> Tensor:
     """KL(p || q) = sum_a p(a) (log p(a) - log q(a)),  p = softmax(logits_p), q = softmax(logits_q).

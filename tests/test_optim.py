@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from lecturekit.optim import (
+    call_with_flat_params,
     conjugate_gradient,
+    fisher_matrix_categorical,
     fisher_vector_product,
     flat_grad,
     get_flat_params,
@@ -132,6 +134,16 @@ def test_fisher_vector_product_equals_explicit_fisher_times_v():
     for _ in range(3):
         v = torch.randn(F.shape[0], dtype=torch.float64)
         torch.testing.assert_close(fvp(v), F @ v + 0.1 * v)
+
+
+def test_fisher_matrix_categorical_equals_the_per_sample_loop_and_flat_call_matches_the_module():
+    net = small_policy(seed=5)
+    obs = torch.randn(6, 3, dtype=torch.float64)
+    torch.testing.assert_close(fisher_matrix_categorical(net, obs), explicit_fisher(net, obs))
+    theta = get_flat_params(net)
+    torch.testing.assert_close(call_with_flat_params(net, theta, obs), net(obs))
+    shifted = call_with_flat_params(net, theta + 1.0, obs)  # the module itself is untouched
+    assert not torch.allclose(shifted, net(obs)) and torch.equal(get_flat_params(net), theta)
 
 
 def test_quadratic_kl_approximation_with_the_fisher_matrix():
