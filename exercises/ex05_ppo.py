@@ -1,0 +1,107 @@
+# %% [markdown]
+# # Exercise 05 · PPO: GAE, the clipped surrogate, and its six cases
+#
+# Lecture part 5, "Proximal Policy Optimization (PPO)". Three functions, each followed by a check cell. A check
+# either prints what passed or names the smallest input on which your answer is wrong, with the expected value,
+# what came back, and a hint.
+#
+# Conventions (as in `lecturekit`): a rollout has T steps of N parallel environments, so per-step arrays have shape
+# `(T, N)`; `terminated[t, n]` is True when the step t of environment n ended its episode in a terminal state.
+
+# %%
+import numpy as np
+import torch
+
+from lecturekit.checks import check_clipping_case, check_gae, check_ppo_clip_loss
+
+# %% [markdown]
+# ## 1. Generalised advantage estimation
+#
+# With the one-step TD error $\delta_t = r_t + \gamma (1 - d_t) V_{t+1} - V_t$ (where $d_t$ = `terminated[t]`
+# and $V_T$ = `last_value`, the critic's value of the observation after the last step), GAE sums the TD errors
+# ahead with weights $(\gamma\lambda)^l$, which you compute backwards in time:
+#
+# $$A_t = \delta_t + \gamma \lambda (1 - d_t) A_{t+1}, \qquad A_T = 0.$$
+#
+# A terminated step cuts both sums: nothing after it belongs to the same episode.
+
+# %%
+def gae(rewards, values, terminated, last_value, gamma, lam):
+    """GAE(gamma, lambda) advantages of a rollout.
+
+    rewards, values, terminated: NumPy arrays of shape (T, N) (terminated: bool or 0/1).
+    last_value: NumPy array of shape (N,), V of the observation after step T - 1.
+    Returns a new float array A of shape (T, N) with
+        delta_t = r_t + gamma * (1 - terminated_t) * V_{t+1} - V_t      (V_T = last_value)
+        A_t     = delta_t + gamma * lam * (1 - terminated_t) * A_{t+1}  (A_T = 0).
+    Must not modify its inputs.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_gae(gae)
+
+# %% [markdown]
+# **Think about it.** Run the next cell: with $\lambda = 0$ you get the TD errors, with $\lambda = 1$ the discounted
+# return (bootstrapped from `last_value`) minus $V$. Which of the two depends more on how good the critic is?
+
+# %% tags=["uses-answer"]
+r, v = np.array([[1.0], [1.0], [1.0]]), np.array([[2.0], [1.5], [1.0]])
+d, last = np.zeros((3, 1), dtype=bool), np.array([0.5])
+print("lambda = 0:", gae(r, v, d, last, 0.9, 0.0).ravel())
+print("lambda = 1:", gae(r, v, d, last, 0.9, 1.0).ravel())
+
+# %% [markdown]
+# ## 2. The clipped surrogate loss
+#
+# With the probability ratio $r = \pi_\theta(a|s) / \pi_{\theta_k}(a|s) = \exp(\log\pi_\theta - \log\pi_{\theta_k})$,
+# PPO maximises $\mathbb{E}[\min(r A, \operatorname{clip}(r, 1-\epsilon, 1+\epsilon) A)]$. Write the loss an
+# optimizer minimises: minus that mean. `logp` carries the gradient; `logp_old` (recorded when the data was
+# collected) and `adv` are constants: make sure no gradient flows into them.
+
+# %%
+def ppo_clip_loss(logp, logp_old, adv, clip_eps):
+    """L^CLIP = -mean(min(r * adv, clip(r, 1 - clip_eps, 1 + clip_eps) * adv)),  r = exp(logp - logp_old).
+
+    logp, logp_old, adv: torch tensors of shape (B,).  Returns a scalar tensor (shape ()).
+    No gradient may flow into logp_old or adv.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_ppo_clip_loss(ppo_clip_loss)
+
+# %% [markdown]
+# ## 3. One row of the clipping table
+#
+# For one sample, the objective is $f(r) = \min(r A, \operatorname{clip}(r, 1-\epsilon, 1+\epsilon) A)$. Return its
+# value, whether the min picked the clipped term (and that term differs from $rA$), and $df/dr$. You may use
+# torch autograd for the derivative or reason it out by hand.
+
+# %%
+def clipping_case(ratio, adv, clip_eps):
+    """One case of the PPO clipping table.
+
+    ratio, adv, clip_eps: floats.  Returns a dict with
+        'value':    min(ratio * adv, clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv)   (a float)
+        'clipped':  True if the min chose the clipped term and it differs from ratio * adv, else False
+        'gradient': d value / d ratio   (a float)
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_clipping_case(clipping_case)
+
+# %% [markdown]
+# **Think about it.** Print the six cases with your function. In which two cases is the gradient zero? Is each of
+# them a move that would make the objective better or worse if it continued? (Notebook 11 compares this with the
+# lecture's bullet list.)
+
+# %% tags=["uses-answer"]
+eps = 0.2
+for label, ratio in [("inside", 1.0), ("below 1 - eps", 0.6), ("above 1 + eps", 1.4)]:
+    for adv in (1.0, -1.0):
+        print(f"r {label:14s} A {adv:+.0f}:", clipping_case(ratio, adv, eps))
