@@ -1,0 +1,264 @@
+"""Checkers of part 7 (SAC): squashed_gaussian_log_prob, sac_critic_target, sac_actor_loss, temperature_loss.
+
+Each checker runs the student's function on cases from small to large, compares values with the reference
+(`lecturekit.distributions`, `lecturekit.algos.sac`), and then compares gradients, because the silent SAC bugs are
+about where gradients flow: a target that is not detached, an alpha that the actor loss trains, a log-prob that the
+temperature loss pushes on.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lecturekit.algos.sac import sac_actor_loss as _actor_ref
+from lecturekit.algos.sac import sac_critic_target as _target_ref
+from lecturekit.algos.sac import temperature_loss as _temp_ref
+from lecturekit.checking import Check, checker
+from lecturekit.distributions import LOG_2PI, gaussian_log_prob, squashed_gaussian_log_prob as _sq_ref
+
+
+def _leaf(x, requires_grad: bool = True) -> torch.Tensor:
+    return x.detach().clone().requires_grad_(requires_grad)
+
+
+def _grads(out: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    """d sum(out) / d input for each input (None where the output does not depend on it)."""
+    if not out.requires_grad:
+        return [None] * len(inputs)
+    return list(torch.autograd.grad(out.sum(), inputs, allow_unused=True))
+
+
+def _expect_grads(c: Check, got_out, ref_out, got_inputs, ref_inputs, names, case: str, hints: dict) -> None:
+    """Compare the gradients of the student's output with the reference's, input by input.
+
+    hints[name] = (hint when the gradient is missing, hint when it is there but should not be / is wrong).
+    """
+    got_g = _grads(got_out, got_inputs)
+    ref_g = _grads(ref_out, ref_inputs)
+    for name, g, r in zip(names, got_g, ref_g):
+        missing, wrong = hints.get(name, ("", ""))
+        g_zero = g is None or not torch.any(g != 0)
+        r_zero = r is None or not torch.any(r != 0)
+        if r_zero and not g_zero:
+            c.fail(f"{case} (gradient with respect to `{name}`)", expected="no gradient (None or zeros)", got=g,
+                   hint=wrong)
+        if not r_zero and g_zero:
+            c.fail(f"{case} (gradient with respect to `{name}`)", expected=r, got="no gradient", hint=missing)
+        if not r_zero:
+            c.expect_tensor(g, r, case=f"{case} (gradient with respect to `{name}`)", rtol=1e-4, atol=1e-5,
+                            hint=wrong)
+
+
+# ------------------------------------------------------------------------------------- squashed_gaussian_log_prob
+def _squashed_cases():
+    g = torch.Generator().manual_seed(7)
+    cases = [
+        ("one action dimension, u = 0, mu = 0, log_std = 0 (shape (1,))",
+         torch.zeros(1), torch.zeros(1), torch.zeros(1)),
+        ("a batch of 3 one-dimensional actions (shape (3, 1))",
+         torch.tensor([[0.5], [-1.0], [2.0]]), torch.tensor([[0.0], [0.3], [1.0]]), torch.tensor([[0.0], [-0.5], [0.2]])),
+    ]
+    mu, ls = torch.randn(5, 2, generator=g), 0.5 * torch.randn(5, 2, generator=g)
+    cases.append(("a batch of 5 two-dimensional actions (shape (5, 2))",
+                  mu + ls.exp() * torch.randn(5, 2, generator=g), mu, ls))
+    mu, ls = torch.randn(4, 3, 3, generator=g), 0.3 * torch.randn(4, 3, 3, generator=g)
+    cases.append(("extra batch dimensions (shape (4, 3, 3))", mu + ls.exp() * torch.randn(4, 3, 3, generator=g), mu, ls))
+    cases.append(("u near the action bounds, |u| up to 20 (float32)",
+                  torch.tensor([[9.5, -3.0], [12.0, 20.0], [-20.0, 0.1]]), torch.tensor([[8.0, -2.0], [10.0, 15.0],
+                                                                                          [-15.0, 0.0]]),
+                  torch.tensor([[0.0, 0.0], [0.5, 1.0], [1.0, -1.0]])))
+    return cases
+
+
+def _squashed_mistakes(u, mu, log_std) -> dict:
+    naive_gauss = gaussian_log_prob(u, mu, log_std)
+    corr = _sq_ref(u, mu, log_std) - naive_gauss  # = -sum log(1 - tanh^2)
+    return {
+        "no_correction": (naive_gauss, "this is the Gaussian log-density of u alone: subtract the change-of-variables "
+                                       "correction sum_d log(1 - tanh(u_d)^2)."),
+        "plus_correction": (naive_gauss - corr, "the correction has the wrong sign: log pi(tanh(u)) = log N(u) "
+                                                "MINUS sum_d log(1 - tanh(u_d)^2) (squashing raises the density)."),
+        "gauss_of_a": (gaussian_log_prob(torch.tanh(u), mu, log_std) + corr,
+                       "the Gaussian density is that of the pre-tanh sample u, not of a = tanh(u)."),
+        "variance": (gaussian_log_prob(u, mu, 2 * log_std) + corr,
+                     "the Gaussian seems to use exp(log_std) as the variance: sigma = exp(log_std), the variance is "
+                     "sigma^2."),
+        "no_constant": (naive_gauss + 0.5 * LOG_2PI * u.shape[-1] + corr,
+                        "the constant -log(2 pi) / 2 per dimension is missing from the Gaussian log-density."),
+    }
+
+
+@checker("squashed_gaussian_log_prob")
+def check_squashed_gaussian_log_prob(fn) -> None:
+    """Check fn(u, mu, log_std) = log N(u; mu, sigma^2) - sum_d log(1 - tanh(u_d)^2), its shape, stability, gradients."""
+    c = Check("squashed_gaussian_log_prob")
+    cases = _squashed_cases()
+    results = []
+    for case, u, mu, log_std in cases:  # values first: a wrong formula is the likelier and clearer message
+        ins = [_leaf(u), _leaf(mu), _leaf(log_std)]
+        got = c.call(fn, *ins, case=case)
+        ref_ins = [_leaf(u), _leaf(mu), _leaf(log_std)]
+        ref = _sq_ref(*ref_ins)
+        stable_hint = ("compute log(1 - tanh(u)^2) stably as 2 * (log(2) - u - softplus(-2 u)): tanh(u) rounds to "
+                       "1 for |u| > 9 in float32, and log(0) = -inf." if u.abs().max() > 9 else "")
+        c.expect_tensor(got, ref.detach(), case=case, rtol=1e-4, atol=1e-4,
+                        mistakes=_squashed_mistakes(u, mu, log_std),
+                        hint=stable_hint or "sum the per-dimension terms over the last dimension D.")
+        results.append((case, got, ref, ins, ref_ins))
+    for case, got, ref, ins, ref_ins in results:
+        _expect_grads(c, got, ref, ins, ref_ins, ["u", "mu", "log_std"], case, {
+            name: ("no gradient reaches this input: keep the whole computation in torch (no .detach(), .item(), "
+                   "NumPy or torch.no_grad()), since SAC's actor learns through this log-probability.",
+                   "the gradient is wrong although the value is right: look for a detached or non-torch part "
+                   "(or an unstable formula whose gradient is NaN near the bounds).")
+            for name in ("u", "mu", "log_std")})
+    c.passed(f"{len(cases)} cases: shapes (1,) to (4, 3, 3), |u| up to 20, values and gradients")
+
+
+# ------------------------------------------------------------------------------------------- sac_critic_target
+def _target_mistakes(r, d, q1, q2, lp, alpha, gamma) -> dict:
+    m, mx = torch.min(q1, q2), torch.max(q1, q2)
+    return {
+        "max": (r + gamma * (1 - d) * (mx - alpha * lp), "use the MINIMUM of the two target critics (clipped double "
+                                                          "Q): the max overestimates."),
+        "plus_logp": (r + gamma * (1 - d) * (m + alpha * lp), "the entropy bonus is -alpha * log pi(a'|s'): subtract "
+                                                               "alpha * next_logp, do not add it."),
+        "no_entropy": (r + gamma * (1 - d) * m, "the soft target includes the entropy bonus: min(Q1', Q2') - alpha * "
+                                                 "next_logp."),
+        "no_done": (r + gamma * (m - alpha * lp), "terminal transitions must not bootstrap: multiply the future part "
+                                                   "by (1 - terminated)."),
+        "done_flipped": (r + gamma * d * (m - alpha * lp), "use (1 - terminated), not terminated: the future counts "
+                                                            "only while the episode goes on."),
+        "entropy_outside": (r + gamma * (1 - d) * m - alpha * lp,
+                            "the entropy term belongs to the next state's soft value, inside gamma * (1 - terminated) "
+                            "* (...)."),
+        "mean_q": (r + gamma * (1 - d) * ((q1 + q2) / 2 - alpha * lp), "take min(next_q1, next_q2), not their mean."),
+        "q1_only": (r + gamma * (1 - d) * (q1 - alpha * lp), "use both target critics: min(next_q1, next_q2)."),
+    }
+
+
+@checker("sac_critic_target")
+def check_sac_critic_target(fn) -> None:
+    """Check fn(reward, terminated, next_q1, next_q2, next_logp, alpha, gamma): values, shape, and no gradient."""
+    c = Check("sac_critic_target")
+    g = torch.Generator().manual_seed(3)
+    cases = [
+        ("one transition, not terminal", torch.tensor([1.0]), torch.tensor([0.0]), torch.tensor([3.0]),
+         torch.tensor([2.0]), torch.tensor([-1.0]), 0.1, 0.5),
+        ("two transitions, the second terminal", torch.tensor([1.0, -1.0]), torch.tensor([0.0, 1.0]),
+         torch.tensor([3.0, 5.0]), torch.tensor([2.0, 7.0]), torch.tensor([-1.0, 0.5]), 0.2, 0.9),
+        ("a batch of 64 with random terminals, alpha = 0 (no entropy term)", torch.randn(64, generator=g),
+         (torch.rand(64, generator=g) < 0.2).float(), torch.randn(64, generator=g), torch.randn(64, generator=g),
+         torch.randn(64, generator=g), 0.0, 0.99),
+        ("a batch of 256 with random terminals", torch.randn(256, generator=g),
+         (torch.rand(256, generator=g) < 0.1).float(), 10 * torch.randn(256, generator=g),
+         10 * torch.randn(256, generator=g), torch.randn(256, generator=g), 0.3, 0.99),
+    ]
+    for case, r, d, q1, q2, lp, alpha, gamma in cases:
+        ins = [r.clone(), d.clone(), _leaf(q1), _leaf(q2), _leaf(lp)]
+        got = c.call(fn, *ins, alpha, gamma, case=f"{case}, alpha={alpha}, gamma={gamma}")
+        expected = _target_ref(r, d, q1, q2, lp, alpha, gamma)
+        c.expect_tensor(got, expected, case=case, mistakes=_target_mistakes(r, d, q1, q2, lp, alpha, gamma))
+        if getattr(got, "requires_grad", False):
+            c.fail(case + " (next_q1, next_q2, next_logp require grad)", expected="a target that requires no grad",
+                   got=got, hint="a regression target must carry no gradient: compute it under torch.no_grad() or "
+                                 "return y.detach(); otherwise the critic loss also moves the targets.")
+    c.passed(f"{len(cases)} cases: batches of 1 to 256, terminals, alpha = 0, detached")
+
+
+# ---------------------------------------------------------------------------------------------- sac_actor_loss
+def _actor_mistakes(q1, q2, lp, alpha) -> dict:
+    a = float(alpha)
+    m = torch.min(q1, q2)
+    return {
+        "sign": ((m - a * lp).mean(), "the sign is flipped: the loss to MINIMISE is mean(alpha * logp - min(q1, q2))."),
+        "entropy_sign": ((-a * lp - m).mean(), "the entropy term has the wrong sign: +alpha * logp in the loss "
+                                                "(minimising it raises the entropy -logp)."),
+        "max": ((a * lp - torch.max(q1, q2)).mean(), "use min(q1, q2), not the max, as in the critic target."),
+        "q1_only": ((a * lp - q1).mean(), "use both critics: min(q1, q2)."),
+        "mean_q": ((a * lp - (q1 + q2) / 2).mean(), "use min(q1, q2), not the mean of the two critics."),
+        "sum": ((a * lp - m).sum(), "average over the batch (.mean()), do not sum."),
+        "no_alpha": ((lp - m).mean(), "multiply logp by alpha."),
+    }
+
+
+@checker("sac_actor_loss")
+def check_sac_actor_loss(fn) -> None:
+    """Check fn(q1, q2, logp, alpha): value, scalar shape, gradients into q1/q2/logp, and none into alpha."""
+    c = Check("sac_actor_loss")
+    g = torch.Generator().manual_seed(5)
+    cases = [
+        ("one state, alpha a float", torch.tensor([1.0]), torch.tensor([2.0]), torch.tensor([-0.5]), 0.2),
+        ("two states, alpha a 0-d tensor that requires grad", torch.tensor([1.0, 4.0]), torch.tensor([2.0, 3.5]),
+         torch.tensor([-1.0, 2.0]), torch.tensor(0.5)),
+        ("a batch of 256, alpha a 0-d tensor", 5 * torch.randn(256, generator=g), 5 * torch.randn(256, generator=g),
+         torch.randn(256, generator=g), torch.tensor(0.05)),
+    ]
+    for case, q1, q2, lp, alpha in cases:
+        alpha_in = _leaf(alpha) if isinstance(alpha, torch.Tensor) else alpha
+        ins = [_leaf(q1), _leaf(q2), _leaf(lp)]
+        got = c.call(fn, *ins, alpha_in, case=case)
+        ref_ins = [_leaf(q1), _leaf(q2), _leaf(lp)]
+        alpha_ref = _leaf(alpha) if isinstance(alpha, torch.Tensor) else alpha
+        ref = _actor_ref(*ref_ins, alpha_ref)
+        c.expect_tensor(got, ref.detach(), case=case, mistakes=_actor_mistakes(q1, q2, lp, alpha))
+        names, got_in, ref_in = ["q1", "q2", "logp"], list(ins), list(ref_ins)
+        if isinstance(alpha, torch.Tensor):
+            names.append("alpha")
+            got_in.append(alpha_in)
+            ref_in.append(alpha_ref)
+        _expect_grads(c, got, ref, got_in, ref_in, names, case, {
+            "alpha": ("", "the actor loss must not train the temperature: use alpha.detach() (alpha has its own "
+                          "loss, temperature_loss)."),
+            "logp": ("no gradient reaches logp: do not detach it; the actor learns its entropy through it.", ""),
+            "q1": ("no gradient reaches the critics' values: do not detach q1/q2; the pathwise gradient flows "
+                   "through them into the action.", ""),
+            "q2": ("no gradient reaches the critics' values: do not detach q1/q2; the pathwise gradient flows "
+                   "through them into the action.", ""),
+        })
+    c.passed(f"{len(cases)} cases: float and tensor alpha, values and gradients")
+
+
+# --------------------------------------------------------------------------------------------- temperature_loss
+def _temp_mistakes(log_alpha, lp, target) -> dict:
+    a = math.exp(float(log_alpha))
+    return {
+        "sign": ((a * (lp + target)).mean(), "the sign is flipped: L = mean(alpha * (-logp - target_entropy)); with "
+                                             "the wrong sign alpha grows when the entropy is already too high."),
+        "log_alpha": ((float(log_alpha) * (-lp - target)).mean(),
+                      "use alpha = exp(log_alpha) in the loss, not log_alpha itself."),
+        "plus_target": ((a * (-lp + target)).mean(), "subtract the target entropy: (-logp - target_entropy)."),
+        "sum": ((a * (-lp - target)).sum(), "average over the batch (.mean()), do not sum."),
+    }
+
+
+@checker("temperature_loss")
+def check_temperature_loss(fn) -> None:
+    """Check fn(log_alpha, logp, target_entropy): value, scalar shape, gradient into log_alpha, none into logp."""
+    c = Check("temperature_loss")
+    g = torch.Generator().manual_seed(11)
+    cases = [
+        ("alpha = 1, one sample", torch.tensor(0.0), torch.tensor([0.5]), -1.0),
+        ("alpha = 2, two samples, entropy above the target", torch.tensor(math.log(2.0)), torch.tensor([-1.0, 0.0]),
+         -1.0),
+        ("alpha = 0.1, a batch of 256, entropy below the target", torch.tensor(math.log(0.1)),
+         torch.randn(256, generator=g) + 2.0, -2.0),
+    ]
+    for case, log_alpha, lp, target in cases:
+        ins = [_leaf(log_alpha), _leaf(lp)]
+        got = c.call(fn, *ins, target, case=case)
+        ref_ins = [_leaf(log_alpha), _leaf(lp)]
+        ref = _temp_ref(*ref_ins, target)
+        c.expect_tensor(got, ref.detach(), case=case, mistakes=_temp_mistakes(log_alpha, lp, target))
+        _expect_grads(c, got, ref, ins, ref_ins, ["log_alpha", "logp"], case, {
+            "log_alpha": ("no gradient reaches log_alpha: build the loss from torch.exp(log_alpha) (not .item() or a "
+                          "detached copy).", "the gradient with respect to log_alpha is wrong."),
+            "logp": ("", "the temperature loss must not move the policy: use logp.detach() (the policy has its own "
+                         "loss)."),
+        })
+    c.passed(f"{len(cases)} cases: values, gradient into log_alpha only")
+
+
+__all__ = ["check_squashed_gaussian_log_prob", "check_sac_critic_target", "check_sac_actor_loss",
+           "check_temperature_loss"]
