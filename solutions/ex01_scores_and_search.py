@@ -1,0 +1,172 @@
+# %% [markdown]
+# # Exercise 01 · Scores, finite differences and the cross-entropy method
+#
+# Lecture part 1: "Why Must Policies Be Stochastic?", "Policy Parametrizations", "Gradient-Free Policy
+# Optimization". Notebooks 01-03 use reference versions of these four functions; here you write them yourself.
+# Each function has a check cell below it: it prints a line when everything passes, or names the smallest input
+# on which your answer is wrong, with the expected value, what you returned and a hint.
+
+# %%
+import lecturekit as lk
+
+lk.notebook_setup(seed=0)
+
+# %%
+import numpy as np
+import torch
+
+from lecturekit.checks import (check_cem_update, check_finite_difference_gradient, check_gaussian_log_prob,
+                               check_softmax_score)
+
+# %% [markdown]
+# ## 1. The score of a softmax policy
+#
+# For logits $h \in \mathbb{R}^A$ and $\pi = \mathrm{softmax}(h)$, the score of action $a$ is
+# $\nabla_h \log \pi(a) = e_a - \pi$. Computing $\exp(h)$ directly overflows for logits like 1000; subtract
+# $\max(h)$ first (it cancels in the ratio).
+
+# %%
+def softmax_score(logits, action):
+    """Gradient of log softmax(logits)[action] with respect to the logits.
+
+    logits: 1-D NumPy array of shape (A,) (may have an integer dtype, may contain large values such as 1000).
+    action: an int in [0, A).
+    Returns a new float NumPy array of shape (A,): one_hot(action) - softmax(logits). Must not modify `logits`.
+    """
+    ### BEGIN SOLUTION
+    h = np.asarray(logits, dtype=float)
+    z = np.exp(h - h.max())
+    score = -z / z.sum()
+    score[action] += 1.0
+    return score
+    ### END SOLUTION
+
+
+# %%
+check_softmax_score(softmax_score)
+
+# %% [markdown]
+# ## 2. The log-density of a diagonal Gaussian policy
+#
+# $$\log \mathcal{N}(x; \mu, \mathrm{diag}\,\sigma^2) = \sum_{d=1}^D \Big[-\frac{(x_d - \mu_d)^2}{2\sigma_d^2}
+# - \log \sigma_d - \tfrac12 \log 2\pi\Big], \qquad \sigma = e^{\log\sigma}.$$
+#
+# Stay in torch (no `.numpy()`, `.item()` or `.detach()`): policy gradients flow through this value.
+
+# %%
+def gaussian_log_prob(x, mu, log_std):
+    """Log-density of a diagonal Gaussian, summed over the last dimension.
+
+    x, mu, log_std: torch tensors broadcastable to shape (..., D) (log_std is often just (D,)).
+    Returns a torch tensor of shape (...), differentiable with respect to mu and log_std.
+    """
+    ### BEGIN SOLUTION
+    z = (x - mu) / torch.exp(log_std)
+    return (-0.5 * z ** 2 - log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
+    ### END SOLUTION
+
+
+# %%
+check_gaussian_log_prob(gaussian_log_prob)
+
+# %% [markdown]
+# ## 3. Central finite differences
+#
+# $g_k = \dfrac{f(\theta + \epsilon e_k) - f(\theta - \epsilon e_k)}{2\epsilon}$ for every coordinate $k$. Work on
+# float copies: the caller's `theta` must come back unchanged, and an integer `theta` must still be perturbed.
+
+# %%
+def finite_difference_gradient(f, theta, eps):
+    """Central-difference estimate of the gradient of a scalar function.
+
+    f:     a function from a 1-D NumPy array of shape (D,) to a float.
+    theta: 1-D NumPy array of shape (D,) (may have an integer dtype); must not be modified.
+    eps:   the perturbation size.
+    Returns a float NumPy array of shape (D,).
+    """
+    ### BEGIN SOLUTION
+    theta = np.array(theta, dtype=float)
+    grad = np.zeros_like(theta)
+    for k in range(theta.size):
+        step = np.zeros_like(theta)
+        step[k] = eps
+        grad[k] = (f(theta + step) - f(theta - step)) / (2 * eps)
+    return grad
+    ### END SOLUTION
+
+
+# %%
+check_finite_difference_gradient(finite_difference_gradient)
+
+# %% [markdown]
+# Your finite differences against the exact policy gradient of the course's small MDP (notebook 03): the
+# objective is a smooth function of the logits, so they should agree closely.
+
+# %% tags=["uses-answer"]
+from lecturekit.mdp import small_mdp
+
+mdp = small_mdp()
+theta0 = np.random.default_rng(0).normal(size=(mdp.n_states, mdp.n_actions))
+
+
+def J_flat(v):
+    return mdp.J(torch.as_tensor(v.reshape(theta0.shape))).item()
+
+
+fd = finite_difference_gradient(J_flat, theta0.ravel(), 1e-5)
+exact = mdp.exact_gradient(torch.as_tensor(theta0)).numpy().ravel()
+print("max difference to the exact gradient:", np.abs(fd - exact).max())
+assert np.abs(fd - exact).max() < 1e-8
+
+# %% [markdown]
+# ## 4. The cross-entropy method's update
+#
+# Given $N$ sampled parameter vectors and their scores, keep the elite, the top $\max(1, \lfloor
+# \text{elite\_frac} \cdot N\rfloor)$ by score, and refit the search distribution to them: their mean and their
+# standard deviation per coordinate (`ddof=0`).
+
+# %%
+def cem_update(samples, scores, elite_frac):
+    """Mean and standard deviation of the elite samples.
+
+    samples:    NumPy array (N, D) of parameter vectors.
+    scores:     NumPy array (N,) of their fitness (higher is better).
+    elite_frac: fraction of samples to keep; at least one sample is always kept.
+    Returns (mean, std): two float NumPy arrays of shape (D,), std with ddof=0.
+    """
+    ### BEGIN SOLUTION
+    n_elite = max(1, int(elite_frac * len(scores)))
+    elite = samples[np.argsort(scores)[::-1][:n_elite]]
+    return elite.mean(axis=0), elite.std(axis=0)
+    ### END SOLUTION
+
+
+# %%
+check_cem_update(cem_update)
+
+# %% [markdown]
+# Your `cem_update` inside a complete cross-entropy method on CartPole-v1: a linear policy, 64 candidates per
+# generation, each run for one episode in a vectorised environment, and 0.1 extra standard deviation per
+# generation. It usually solves the task (mean return 475 over 20 evaluation episodes) within ten generations.
+
+# %% tags=["uses-answer"]
+from lecturekit.algos.gradient_free import population_returns
+from lecturekit.envs import make_vec
+from lecturekit.monitor import evaluate
+from lecturekit.policies import LinearAgent, LinearPolicy
+
+rng = np.random.default_rng(0)
+policy = LinearPolicy(obs_dim=4, n_out=2)
+envs = make_vec("CartPole-v1", 64)
+mean, std = np.zeros(policy.n_params), np.ones(policy.n_params)
+for generation in range(15):
+    samples = mean + std * rng.standard_normal((64, policy.n_params))
+    scores, _ = population_returns(envs, policy, samples, seed=generation)
+    mean, std = cem_update(samples, scores, 0.2)
+    std = std + 0.1
+    eval_mean, _ = evaluate(LinearAgent(policy, mean), "CartPole-v1", episodes=20, seed=1000)
+    print(f"generation {generation}: best candidate {scores.max():.0f}, mean policy {eval_mean:.1f}")
+    if eval_mean >= 475:
+        break
+envs.close()
+assert eval_mean >= 475
