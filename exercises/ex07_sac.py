@@ -1,0 +1,137 @@
+# %% [markdown]
+# # Exercise 07 · The pieces of Soft Actor-Critic
+#
+# Lecture part 7: "SAC: Critic Loss", "SAC: Policy Loss (Actor)", "SAC: Entropy Temperature Loss", and the
+# squashed Gaussian of notebook 15. You write the four functions that make SAC different from TD3; the course's
+# `lecturekit.algos.sac` uses the same signatures. Every function takes and returns torch tensors, and each check
+# also tests **where gradients flow**, because SAC's worst bugs give the right numbers with the wrong gradients.
+#
+# Shapes: B is the batch size, D the action dimension.
+
+# %%
+import math
+
+import torch
+import torch.nn.functional as F
+
+from lecturekit.checks import (
+    check_sac_actor_loss,
+    check_sac_critic_target,
+    check_squashed_gaussian_log_prob,
+    check_temperature_loss,
+)
+
+LOG_2PI = math.log(2 * math.pi)
+
+# %% [markdown]
+# ## 1. The log-probability of a tanh-squashed Gaussian
+#
+# With $u \sim \mathcal{N}(\mu, \operatorname{diag}\sigma^2)$ and $a = \tanh(u)$:
+#
+# $$\log\pi(a) = \sum_{d=1}^{D}\Big[-\frac{(u_d-\mu_d)^2}{2\sigma_d^2} - \log\sigma_d - \tfrac12\log 2\pi\Big] -
+# \sum_{d=1}^{D}\log\big(1-\tanh(u_d)^2\big).$$
+#
+# It must stay finite for $|u|$ up to 20, where $\tanh(u)$ rounds to exactly 1 in float32. Use
+# $\log(1-\tanh(u)^2) = 2\,(\log 2 - u - \operatorname{softplus}(-2u))$ (`F.softplus`).
+
+# %%
+def squashed_gaussian_log_prob(u, mu, log_std):
+    """log pi(tanh(u)) for u ~ N(mu, diag(exp(log_std))^2).
+
+    u, mu, log_std: tensors of shape (..., D); u is the pre-tanh sample.
+    Returns a tensor of shape (...): the Gaussian log-density of u minus sum over D of log(1 - tanh(u)^2),
+    finite for |u| up to 20 and differentiable in u, mu and log_std.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_squashed_gaussian_log_prob(squashed_gaussian_log_prob)
+
+# %% [markdown]
+# ## 2. The critic's soft target
+#
+# $$y = r + \gamma\,(1 - \text{terminated})\,\big(\min(\bar Q_1(s', a'), \bar Q_2(s', a')) - \alpha\log\pi(a'|s')\big),
+# \qquad a' \sim \pi(\cdot|s').$$
+#
+# Both critics regress on $y$; no gradient may flow through it.
+
+# %%
+def sac_critic_target(reward, terminated, next_q1, next_q2, next_logp, alpha, gamma):
+    """Soft TD target of SAC's critics.
+
+    reward, terminated, next_q1, next_q2, next_logp: tensors of shape (B,) (terminated is 0.0 or 1.0);
+    alpha, gamma: floats.  Returns y of shape (B,), with no gradient flowing through it.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_sac_critic_target(sac_critic_target)
+
+# %% [markdown]
+# ## 3. The actor's loss
+#
+# With $a = f_\theta(s, \epsilon)$ reparameterized, `q1`, `q2`, `logp` are $Q_1(s,a)$, $Q_2(s,a)$, $\log\pi(a|s)$
+# and all carry gradients back to $\theta$:
+#
+# $$\mathcal{L}_\pi = \operatorname{mean}\big(\alpha\log\pi(a|s) - \min(Q_1(s,a), Q_2(s,a))\big).$$
+#
+# The temperature has its own loss: no gradient may flow into `alpha` here.
+
+# %%
+def sac_actor_loss(q1, q2, logp, alpha):
+    """SAC policy loss.
+
+    q1, q2, logp: tensors of shape (B,) evaluated at reparameterized actions;
+    alpha: a float or a 0-d tensor.  Returns a scalar tensor; no gradient flows into alpha.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_sac_actor_loss(sac_actor_loss)
+
+# %% [markdown]
+# ## 4. The temperature's loss
+#
+# $$\mathcal{L}_\alpha = \operatorname{mean}\big(e^{\log\alpha}\,(-\log\pi(a|s) - \mathcal{H}_\text{target})\big),$$
+#
+# with $\log\pi$ a constant here (the policy has its own loss). We learn $\log\alpha$ rather than $\alpha$ so that
+# $\alpha = e^{\log\alpha}$ stays positive.
+
+# %%
+def temperature_loss(log_alpha, logp, target_entropy):
+    """SAC temperature loss.
+
+    log_alpha: a 0-d tensor that requires grad; logp: a tensor of shape (B,); target_entropy: a float.
+    Returns a scalar tensor whose gradient reaches log_alpha but not logp.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_temperature_loss(temperature_loss)
+
+# %% [markdown]
+# ## Your temperature loss at work
+#
+# A policy whose log-probabilities are fixed at $\log\pi = 0.5$ has entropy estimate $-0.5$. With the target
+# $\mathcal{H}_\text{target} = -1$ the entropy is *above* the target, so gradient descent on your loss should shrink
+# $\alpha$; with the target $0$ it is *below*, and $\alpha$ should grow.
+
+# %% tags=["uses-answer"]
+for target in (-1.0, 0.0):
+    log_alpha = torch.tensor(0.0, requires_grad=True)
+    opt = torch.optim.Adam([log_alpha], lr=0.05)
+    for _ in range(50):
+        loss = temperature_loss(log_alpha, torch.full((64,), 0.5), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print(f"target entropy {target:+.0f}: alpha 1.00 -> {log_alpha.exp().item():.2f}")
+    assert (log_alpha.item() < 0) == (target < -0.5)
+
+# %% [markdown]
+# **Think about it.** In `sac_actor_loss`, what would happen over many updates if the gradient *did* flow into
+# $\alpha$? (Hint: minimising $\alpha\log\pi$ over $\alpha$ when $\log\pi < 0$ on average.)
