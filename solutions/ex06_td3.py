@@ -1,0 +1,154 @@
+# %% [markdown]
+# # Exercise 06 · The TD3 target and Polyak averaging
+#
+# Lecture part 6: "Deep Deterministic Policy Gradient (DDPG)" and "TD3: Twin Delayed Deep Deterministic Policy
+# Gradient". Notebook [12 DDPG and TD3](../notebooks/12_ddpg_td3.ipynb) tells the story; here you write two small
+# pieces that every update of DDPG, TD3 and SAC relies on.
+#
+# 1. `td3_target`: the regression target of TD3's critics (clipped double Q-learning).
+# 2. `polyak_update`: the slow "soft" update that makes the target networks trail the trained ones.
+
+# %%
+import lecturekit as lk
+
+lk.notebook_setup(seed=0)
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+
+from lecturekit.checks import check_polyak_update, check_td3_target
+
+# %% [markdown]
+# ## 1. The clipped double-Q target
+#
+# A critic learns $Q(s, a)$ by regression on a target built from the next state $s'$ of a replayed transition
+# $(s, a, r, s', \text{terminated})$. DDPG uses one target critic $Q'$ at the target actor's action $a' = \mu'(s')$:
+#
+# $$y = r + \gamma\,(1 - \text{terminated})\,Q'(s', a').$$
+#
+# TD3 trains **two** critics and builds the target from the more pessimistic of their two target copies:
+#
+# $$y = r + \gamma\,(1 - \text{terminated})\,\min\big(Q'_1(s', a'),\; Q'_2(s', a')\big).$$
+#
+# Three details decide whether the result is right:
+# - `terminated` is 1.0 when $s'$ ends the episode for good (no future reward), 0.0 otherwise. A transition cut by a
+#   time limit (truncated) has `terminated = 0`: its state still has a future, so the target still bootstraps.
+# - The minimum is taken per transition (element-wise over the batch), not over the whole batch.
+# - $y$ is a fixed regression target: no gradient may flow through it into the target critics. `next_q1` and
+#   `next_q2` come straight out of a network, so they usually require grad.
+
+# %%
+def td3_target(reward, terminated, next_q1, next_q2, gamma):
+    """y = reward + gamma * (1 - terminated) * min(next_q1, next_q2), with no gradient flowing through it.
+
+    reward, terminated, next_q1, next_q2: torch tensors of shape (B,) (terminated holds 0.0 / 1.0).
+    gamma: float discount factor.
+    Returns a tensor of shape (B,) that does not require grad. Do not modify the inputs.
+    """
+    ### BEGIN SOLUTION
+    with torch.no_grad():
+        return reward + gamma * (1.0 - terminated) * torch.minimum(next_q1, next_q2)
+    ### END SOLUTION
+
+
+# %%
+check_td3_target(td3_target)
+
+# %% [markdown]
+# ### Why the minimum helps: a critic that is only noisy still overestimates
+#
+# Take a state whose true value is 0 for each of 10 actions, and two critics whose estimates are the truth plus
+# independent noise of standard deviation 1. The actor picks the action that looks best to critic 1, which makes
+# critic 1's estimate of that action a maximum of 10 noisy numbers: about +1.5 on average, although every action is
+# worth 0. This is the overestimation the lecture warns about, and it needs no bias in the critic, only noise plus a
+# maximisation. Critic 2's noise is independent of that choice, so the minimum of the two is no longer pushed up.
+# Below, each of 10 000 transitions has reward 0, gamma = 1 and terminated = 0, so the target is just the estimated
+# value of the chosen action.
+
+# %% tags=["uses-answer"]
+g = torch.Generator().manual_seed(0)
+n, n_actions = 10_000, 10
+q1_all = torch.randn(n, n_actions, generator=g)  # critic 1's estimates (true values are all 0)
+q2_all = torch.randn(n, n_actions, generator=g)  # critic 2's, independent noise
+chosen = q1_all.argmax(dim=1, keepdim=True)      # the actor maximises critic 1
+q1_next, q2_next = q1_all.gather(1, chosen).squeeze(1), q2_all.gather(1, chosen).squeeze(1)
+zeros = torch.zeros(n)
+y_single = zeros + 1.0 * q1_next                 # DDPG: the single critic's estimate
+y_td3 = td3_target(zeros, zeros, q1_next, q2_next, 1.0)
+
+plt.figure(figsize=(6, 3))
+plt.hist(y_single.numpy(), bins=60, alpha=0.6, label=f"single critic (mean {y_single.mean():.2f})")
+plt.hist(y_td3.numpy(), bins=60, alpha=0.6, label=f"min of two (mean {y_td3.mean():.2f})")
+plt.axvline(0, color="k", lw=1, label="true value 0")
+plt.xlabel("target y")
+plt.legend(fontsize=8)
+plt.show()
+assert y_single.mean() > 1.3                       # a max of 10 standard normals averages about 1.54
+assert abs(y_td3.mean()) < 0.5 * y_single.mean()   # the clipped target is much closer to the truth
+
+# %% [markdown]
+# The minimum is not exact either: it slightly *under*estimates on average here. TD3 accepts that trade, because an
+# underestimated action is not what the actor climbs towards, while an overestimated one is, and the error then
+# grows from update to update through the bootstrapped targets.
+#
+# ## 2. Polyak averaging of the target networks
+#
+# The target networks $\mu'$ and $Q'$ are copies of the actor and critic that follow them slowly. After each update
+# every target parameter moves a small step $\tau$ towards the trained one:
+#
+# $$\bar\phi \leftarrow \tau\,\phi + (1 - \tau)\,\bar\phi, \qquad \tau \ll 1 \;(\text{e.g. } 0.005).$$
+#
+# Write it for two `nn.Module`s of the same architecture. It must change the target's parameter tensors *in place*
+# (the caller keeps using the same `target` object), leave `source` alone, and not be recorded by autograd.
+
+# %%
+def polyak_update(target, source, tau):
+    """Update every parameter of `target` in place to tau * source + (1 - tau) * target.
+
+    target, source: torch.nn.Module objects with the same architecture. tau: float in [0, 1].
+    Does not track gradients and does not change `source`. Returns None.
+    """
+    ### BEGIN SOLUTION
+    with torch.no_grad():
+        for p_targ, p in zip(target.parameters(), source.parameters()):
+            p_targ.mul_(1.0 - tau).add_(tau * p)
+    ### END SOLUTION
+
+
+# %%
+check_polyak_update(polyak_update)
+
+# %% [markdown]
+# ### How slowly does the target follow?
+#
+# Hold the source fixed and repeat the update. The gap between the two shrinks by the factor $(1 - \tau)$ each time,
+# so after $k$ updates it is $(1 - \tau)^k$ of where it started: with $\tau = 0.005$ it halves only every
+# $\ln 2 / \tau \approx 138$ updates. The targets therefore change little between consecutive updates, which keeps
+# the regression target $y$ from chasing the critic it is supposed to train.
+
+# %% tags=["uses-answer"]
+torch.manual_seed(0)
+source, target = nn.Linear(4, 4), nn.Linear(4, 4)
+
+
+def gap(a, b):
+    return torch.cat([(p - q).flatten() for p, q in zip(a.parameters(), b.parameters())]).norm().item()
+
+
+start, gaps = gap(target, source), []
+for k in range(600):
+    polyak_update(target, source, 0.005)
+    gaps.append(gap(target, source))
+
+ks = np.arange(1, 601)
+plt.figure(figsize=(6, 3))
+plt.semilogy(ks, gaps, label="your polyak_update")
+plt.semilogy(ks, start * 0.995 ** ks, "k--", lw=1, label=r"$(1-\tau)^k \times$ initial gap")
+plt.xlabel("updates k")
+plt.ylabel("distance target - source")
+plt.legend(fontsize=8)
+plt.show()
+assert np.allclose(gaps, start * 0.995 ** ks, rtol=1e-3)
+assert abs(gaps[137] / start - 0.5) < 0.01  # half the gap is gone after about 138 updates
