@@ -34,7 +34,7 @@ from lecturekit.policies import LinearAgent, LinearPolicy
 class HillClimbingConfig:
     n_candidates: int = 31      # perturbations tried per generation (the current theta is re-run alongside)
     noise: float = 1.0          # initial perturbation scale sigma
-    noise_min: float = 1e-3     # sigma never drops below this ...
+    noise_min: float = 0.1      # sigma never drops below this (smaller steps only chase evaluation noise) ...
     noise_max: float = 2.0      # ... nor grows above this
 
 
