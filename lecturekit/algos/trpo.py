@@ -24,11 +24,10 @@ from torch import Tensor
 
 from lecturekit import optim
 from lecturekit.algos import Algo
+from lecturekit.algos.a2c import greedy_act_fn, make_envs, value_loss
 from lecturekit.monitor import History, Monitor
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import collect, start
-
-from lecturekit.algos.a2c import greedy_act_fn, make_envs, value_loss
 
 
 @dataclass
@@ -76,14 +75,19 @@ def policy_params(model: ActorCritic) -> list[Tensor]:
     return list(model.pi.parameters()) + ([] if model.discrete else [model.log_std])
 
 
+def frozen_dist_params(model: ActorCritic, obs: Tensor):
+    """pi_k's distribution parameters on the batch (logits, or (mean, log_std)) as constants, for the KL."""
+    with torch.no_grad():
+        old = model.dist_params(obs)
+        return old.clone() if model.discrete else (old[0].clone(), old[1].clone())
+
+
 # --- one update -----------------------------------------------------------------------------------------------------
 def trpo_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, adv: Tensor, cfg: Config) -> dict:
     """Natural-gradient direction by conjugate gradient, scaled to the KL radius, then the line search.
     Shapes: obs (B, obs_dim), act (B,) or (B, act_dim), logp_old, adv (B,).  Changes the actor in place."""
     params = policy_params(model)
-    with torch.no_grad():
-        old = model.dist_params(obs)
-        old = old.clone() if model.discrete else (old[0].clone(), old[1].clone())
+    old = frozen_dist_params(model, obs)
     surr = surrogate_objective(model.log_prob(obs, act), logp_old, adv)
     g = optim.flat_grad(surr, params)
     fvp = optim.fisher_vector_product(mean_kl(model, obs, old), params, cfg.damping)
@@ -108,9 +112,7 @@ def vanilla_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor,
     """The step TRPO replaces: theta_{k+1} = theta_k + alpha g, with no look at how far the policy moves.
     Lecture: "Why Vanilla Gradients May Fail".  Same data, same g, same logs as `trpo_step` (accepted_j is 0)."""
     params = policy_params(model)
-    with torch.no_grad():
-        old = model.dist_params(obs)
-        old = old.clone() if model.discrete else (old[0].clone(), old[1].clone())
+    old = frozen_dist_params(model, obs)
     surr = surrogate_objective(model.log_prob(obs, act), logp_old, adv)
     g = optim.flat_grad(surr, params)
     optim.set_flat_params(params, optim.get_flat_params(params) + cfg.vanilla_lr * g)
