@@ -92,7 +92,7 @@ W.interact(step_figure, eps=W.FloatLogSlider(value=0.1, base=10, min=-3, max=0.5
 
 # %% [markdown]
 # In A, the KL of a step of length 0.1 changes with the direction by a modest factor. In B it changes by a factor of
-# about $10^4$: along $\varphi_1$ every unit of parameter is ten logit units, along $\varphi_2$ it is a tenth of one.
+# more than $10^4$: along $\varphi_1$ every unit of parameter is ten logit units, along $\varphi_2$ it is a tenth of one.
 # Whatever single step size $\alpha$ we pick, it is too large in some direction of B or too small in another. And
 # the KL itself only depends on the two policies: the step $\delta\varphi$ in B and the step that reaches the same
 # policy in A, $\delta\theta = (10\,\delta\varphi_1,\ 0.1\,\delta\varphi_2)$, have identical KL.
@@ -384,7 +384,7 @@ assert len(residuals) <= 12 and residuals[-1] < 1e-6 * residuals[0]
 # The residual falls by many orders of magnitude in about ten iterations, which is why TRPO implementations use
 # around 10 CG steps. Now the cost as the network grows: forming $F$ needs the score of every state-action pair for
 # every parameter and $n^2$ numbers of memory, and solving costs $O(n^3)$; ten CG iterations cost ten products,
-# each about as expensive as a gradient.
+# each about two backward passes through the policy.
 
 # %%
 jac_warmup = optim.fisher_matrix_categorical(mlp([4, 4, 2]), torch.randn(4, 4))  # first call sets up torch.func
@@ -394,9 +394,11 @@ for hidden in [8, 32, 128, 256]:
     t0 = time.perf_counter()
     x_d = torch.linalg.solve(optim.fisher_matrix_categorical(net_h, obs_h) + damping * torch.eye(len(g_h)), g_h)
     t_direct = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    x_c = optim.conjugate_gradient(fvp_h, g_h, iters=10)
-    t_cg = time.perf_counter() - t0
+    t_cg = float("inf")
+    for _ in range(3):  # best of three: a busy machine can pause any single short measurement
+        t0 = time.perf_counter()
+        x_c = optim.conjugate_gradient(fvp_h, g_h, iters=10)
+        t_cg = min(t_cg, time.perf_counter() - t0)
     rows.append((len(g_h), t_direct, t_cg, ((x_c - x_d).norm() / x_d.norm()).item()))
     print(f"n = {len(g_h):5d} parameters: form F and solve {t_direct * 1e3:7.1f} ms ({len(g_h) ** 2 * 4 / 1e6:5.1f} MB "
           f"for F), 10 CG steps {t_cg * 1e3:6.1f} ms, relative difference {rows[-1][3]:.1e}")
