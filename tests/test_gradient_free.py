@@ -68,3 +68,8 @@ def test_same_seed_same_history():
     b = gf.train_es("CartPole-v1", steps=3000, seed=3, eval_every=1000)
     assert [e[2] for e in a.evals] == [e[2] for e in b.evals]
     np.testing.assert_array_equal(a.model.theta, b.model.theta)
+
+
+def test_unknown_method_is_a_readable_error():
+    with pytest.raises(ValueError, match="Available: hill_climbing"):
+        gf.search("cmaes", "CartPole-v1", steps=100)

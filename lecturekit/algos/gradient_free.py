@@ -8,13 +8,15 @@ vectorized environment with one copy per candidate, and the method updates its s
 ("tell"). The parameters it currently believes in are what the Monitor evaluates.
 
     hill climbing      theta' = theta + sigma eps;  keep the best of the perturbations if it beats theta;
-                       halve sigma after an improvement, double it otherwise
+                       halve sigma after an improvement (down to a floor), double it otherwise
     random search      theta' ~ U[-r, r]^D independently of the past;  keep the best seen
                        (hill climbing and random search re-run their current theta every generation and judge it
                        by its mean fitness over those runs, so one lucky episode does not decide)
     ES                 theta <- theta + alpha / (P sigma) sum_i F~_i eps_i   (antithetic eps, rank-shaped F~)
     CEM                sample N(mu, sigma^2), refit mu, sigma to the top elite_frac;  sigma += extra std
     finite difference  g_k = (F(theta + h e_k) - F(theta - h e_k)) / (2 h);  theta <- theta + alpha g / |g|
+                       (a random direction when g = 0 on a plateau; |theta| is capped, which an argmax policy
+                       does not notice but which keeps h and alpha meaningful)
 """
 from __future__ import annotations
 
@@ -224,8 +226,13 @@ def _finite_difference(cfg: FiniteDifferenceConfig):
     return size, init, ask, tell, lambda st: st["theta"]
 
 
-METHODS = {"hill_climbing": (_hill_climbing, HillClimbingConfig), "random_search": (_random_search, RandomSearchConfig),
-           "es": (_es, ESConfig), "cem": (_cem, CEMConfig), "finite_difference": (_finite_difference, FiniteDifferenceConfig)}
+METHODS = {
+    "hill_climbing": (_hill_climbing, HillClimbingConfig),
+    "random_search": (_random_search, RandomSearchConfig),
+    "es": (_es, ESConfig),
+    "cem": (_cem, CEMConfig),
+    "finite_difference": (_finite_difference, FiniteDifferenceConfig),
+}
 
 
 # ---------------------------------------------------------------------------------------------------- the loop
@@ -235,10 +242,14 @@ def search(name: str, env_id: str, cfg=None, *, steps: int, seed: int = 0, targe
 
     env_steps counts the steps of the candidates' episodes; History.model is a `LinearAgent` (the policy and theta).
     """
+    if name not in METHODS:
+        raise ValueError(f"Unknown gradient-free method '{name}'. Available: {', '.join(METHODS)}.")
     make, config_cls = METHODS[name]
     cfg = cfg or config_cls()
     rng = np.random.default_rng(seed)
-    policy = LinearPolicy.for_env(make_vec(env_id, 1))
+    probe = make_vec(env_id, 1)
+    policy = LinearPolicy.for_env(probe)
+    probe.close()
     population, init, ask, tell, current = make(cfg)
     population = population(policy.n_params) if callable(population) else population
     envs = make_vec(env_id, population)
