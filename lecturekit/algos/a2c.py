@@ -35,7 +35,7 @@ class A2CConfig:
     gae_lambda: float = 1.0      # 1.0: n-step returns minus V (A2C); < 1: GAE(lambda) advantages
     n_envs: int = 16             # parallel environments (N)
     n_steps: int = 16            # rollout length per update (T); n-step returns look at most T steps ahead
-    lr: float = 1e-3             # Adam step size (actor and critic share one optimizer, one step per rollout)
+    lr: float = 2e-3             # Adam step size (actor and critic share one optimizer, one step per rollout)
     value_coef: float = 0.5      # c_v: weight of the critic's squared error in the loss
     entropy_coef: float = 0.0    # c_H: weight of the entropy bonus (0 = off)
     normalize_adv: bool = True   # standardise advantages within each batch (rescales the step, keeps its sign)
@@ -92,8 +92,9 @@ def targets(ro: Rollout, cfg: A2CConfig) -> tuple[Tensor, Tensor]:
     return ro.advantages(cfg.gamma, cfg.gae_lambda)
 
 
-def update(model: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, cfg: A2CConfig) -> dict:
-    """One gradient step on the A2C loss over the valid steps of a rollout.  Returns diagnostics."""
+def loss_and_stats(model: ActorCritic, ro: Rollout, cfg: A2CConfig) -> tuple[Tensor, dict]:
+    """The A2C loss over the valid steps of a rollout (advantages standardised if cfg.normalize_adv), and
+    diagnostics.  Shared by `update` and by the A3C workers."""
     adv, ret = targets(ro, cfg)
     m = torch.as_tensor(ro.valid)
     obs, act, adv, ret = ro.obs[m], ro.actions[m], adv[m], ret[m]
@@ -102,18 +103,55 @@ def update(model: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, cfg: A2C
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     pi_l, v_l = policy_loss(logp, adv), value_loss(v, ret)
     loss = pi_l + cfg.value_coef * v_l - cfg.entropy_coef * ent.mean()
+    return loss, {"policy_loss": pi_l.item(), "value_loss": v_l.item(), "entropy": ent.mean().item(),
+                  "explained_var": explained_variance(v.detach(), ret)}
+
+
+def nstep_returns(rewards, values, terminated, last_value, gamma: float, n: int) -> np.ndarray:
+    """n-step targets G_t^(n) = sum_{k<m} gamma^k r_{t+k} + gamma^m V_{t+m} with m = min(n, T - t), cut (no
+    bootstrap) where an episode terminates.  Lecture: "Actor-Critic Learning", TD and n-step bootstrapping.
+
+    n = 1 is the TD target r_t + gamma (1 - d_t) V_{t+1}; n >= T gives `returns.bootstrapped_returns` (the A2C
+    target, which looks up to the end of the rollout).  Shapes: rewards, values, terminated (T, N);
+    last_value (N,) = V after the last step.  Returns (T, N) float64.
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    d = np.asarray(terminated, dtype=np.float64)
+    v = np.vstack([np.asarray(values, dtype=np.float64), np.asarray(last_value, dtype=np.float64)[None]])
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    T = r.shape[0]
+    out = np.empty_like(r)
+    for t in range(T):
+        g, disc, alive = np.zeros(r.shape[1]), 1.0, np.ones(r.shape[1])
+        m = min(n, T - t)
+        for k in range(m):
+            g += alive * disc * r[t + k]
+            disc *= gamma
+            alive = alive * (1.0 - d[t + k])
+        out[t] = g + alive * disc * v[t + m]
+    return out
+
+
+def update(model: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, cfg: A2CConfig) -> dict:
+    """One gradient step on the A2C loss over the valid steps of a rollout.  Returns diagnostics."""
+    loss, stats = loss_and_stats(model, ro, cfg)
     opt.zero_grad()
     loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+    stats["grad_norm"] = clip_grads(model, cfg.max_grad_norm)
     opt.step()
-    return {"policy_loss": pi_l.item(), "value_loss": v_l.item(), "entropy": ent.mean().item(),
-            "grad_norm": grad_norm.item(), "explained_var": explained_variance(v.detach(), ret)}
+    return stats
+
+
+def clip_grads(model: torch.nn.Module, max_norm: float) -> float:
+    """Rescale the gradients so that their global norm is at most max_norm (0 = no clipping); returns the norm."""
+    return torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm or float("inf")).item()
 
 
 def explained_variance(v: Tensor, ret: Tensor) -> float:
     """1 - Var(R - V) / Var(R): 1 for a perfect critic, 0 for a constant one, negative for a harmful one."""
     var = ret.var().item() if len(ret) > 1 else 0.0
-    return float("nan") if var == 0.0 else 1.0 - (ret - v).var().item() / var
+    return 0.0 if var == 0.0 else 1.0 - (ret - v).var().item() / var
 
 
 # --- environments and acting --------------------------------------------------------------------------------------

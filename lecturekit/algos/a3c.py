@@ -1,0 +1,156 @@
+"""Asynchronous advantage actor-critic (A3C).  Lecture: "Asynchronous Advantage Actor-Critic (A3C)".
+
+K worker processes (`torch.multiprocessing`) share one set of parameters and one Adam state in shared memory.
+Each worker loops on its own copy of the environment(s):
+
+1. copy the shared parameters into its local network (version v0 of the shared parameters);
+2. collect T steps and compute the A2C loss and its gradient on the local network (same loss as `a2c`);
+3. hand the gradient to the shared parameters and take one shared Adam step (version v1).
+
+Between 1 and 3 the other workers may have updated the shared parameters: the gradient is *stale* by v1 - v0 - 1
+updates (logged as `staleness`).  The optimizer step itself is serialised by a lock (so Adam's moment estimates stay
+consistent); everything else runs in parallel.  The main process only evaluates the shared network and stops the
+workers at the target, at the step budget, or when the callback says so.  Runs are not bit-for-bit repeatable:
+the order in which workers update depends on the operating system's scheduling.
+"""
+from __future__ import annotations
+
+import queue
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+
+from lecturekit import seed_everything
+from lecturekit.algos import Algo
+from lecturekit.algos.a2c import A2CConfig, clip_grads, greedy_act_fn, loss_and_stats, make_envs
+from lecturekit.monitor import History, Monitor
+from lecturekit.nets import ActorCritic
+from lecturekit.rollout import collect, start
+
+
+@dataclass
+class A3CConfig(A2CConfig):
+    n_workers: int = 2           # asynchronous worker processes (K)
+    n_envs: int = 8              # environments per worker (the original A3C used 1; a few make a worker cheaper)
+    n_steps: int = 16            # rollout length per worker update (T)
+    lr: float = 1e-3             # shared Adam step size
+    start_method: str = "fork"   # 'fork' (fast start, Linux) or 'spawn' (each worker imports torch afresh)
+    poll_s: float = 0.02         # how often the main process looks at the step counter
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.n_workers < 1:
+            raise ValueError(f"n_workers must be >= 1, got {self.n_workers}")
+
+
+Config = A3CConfig
+
+
+def shared_adam_state(model: torch.nn.Module) -> list[dict]:
+    """Adam's per-parameter state (step, first and second moments) allocated in shared memory."""
+    return [{"step": torch.zeros(()).share_memory_(), "exp_avg": torch.zeros_like(p).share_memory_(),
+             "exp_avg_sq": torch.zeros_like(p).share_memory_()} for p in model.parameters()]
+
+
+def shared_adam(model: torch.nn.Module, state: list[dict], lr: float) -> torch.optim.Adam:
+    """An Adam optimizer over the shared parameters whose state is the shared `state` (one per process)."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for p, s in zip(model.parameters(), state):
+        opt.state[p] = s
+    return opt
+
+
+def worker(rank: int, env_id: str, cfg: A3CConfig, seed: int, shared: ActorCritic, adam_state: list[dict],
+           counter, version, lock, stop, steps: int, out: "mp.Queue") -> None:
+    """One A3C worker: sync, collect, compute the gradient locally, apply it to the shared parameters."""
+    torch.set_num_threads(1)
+    seed_everything(seed + 1000 * (rank + 1))
+    envs = make_envs(env_id, cfg.n_envs)
+    local = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init)
+    opt = shared_adam(shared, adam_state, cfg.lr)
+    state = start(envs, seed + 1000 * (rank + 1))
+    try:
+        while not stop.is_set() and counter.value < steps:
+            local.load_state_dict(shared.state_dict())
+            v0 = version.value
+            ro = collect(envs, local, state, cfg.n_steps)
+            loss, stats = loss_and_stats(local, ro, cfg)
+            local.zero_grad()
+            loss.backward()
+            stats["grad_norm"] = clip_grads(local, cfg.max_grad_norm)
+            with lock:
+                for sp, lp in zip(shared.parameters(), local.parameters()):
+                    sp.grad = lp.grad
+                opt.step()
+                stats["staleness"] = version.value - v0
+                version.value += 1
+                counter.value += cfg.n_envs * cfg.n_steps
+                stats["env_steps"] = counter.value
+            stats["worker"] = rank
+            out.put(stats)
+    except Exception as e:  # report, do not hang the main process
+        out.put({"error": f"worker {rank}: {type(e).__name__}: {e}"})
+    finally:
+        envs.close()
+
+
+def train(env_id: str, cfg: A3CConfig | None = None, *, steps: int = 200_000, seed: int = 0,
+          target: float | None = None, eval_every: int | None = None, eval_episodes: int | None = None,
+          callback=None) -> History:
+    """Train A3C with cfg.n_workers processes; the main process evaluates and stops them.  Returns a History
+    whose logs hold every worker update (with its `worker` id and `staleness`)."""
+    cfg = cfg or A3CConfig()
+    seed_everything(seed)
+    probe = make_envs(env_id, 1)
+    shared = ActorCritic(probe.single_observation_space, probe.single_action_space, cfg.hidden, cfg.log_std_init)
+    act_fn = greedy_act_fn(shared, probe.unwrapped.single_action_space)
+    probe.close()
+    shared.share_memory()
+    adam_state = shared_adam_state(shared)
+    # the first optimizer of a process imports a compiler module (seconds): pay it here, before forking
+    shared_adam(shared, adam_state, cfg.lr)
+    ctx = mp.get_context(cfg.start_method)
+    counter, version = ctx.Value("q", 0), ctx.Value("q", 0)
+    lock, stop, out = ctx.Lock(), ctx.Event(), ctx.Queue()
+    mon = Monitor("a3c", env_id, seed, steps, target, eval_every, eval_episodes, callback, config=cfg)
+    procs = [ctx.Process(target=worker, args=(k, env_id, cfg, seed, shared, adam_state, counter, version, lock, stop,
+                                               steps, out), daemon=True) for k in range(cfg.n_workers)]
+    for p in procs:
+        p.start()
+    try:
+        while True:
+            time.sleep(cfg.poll_s)
+            _drain(out, mon)
+            if mon.should_stop(counter.value, act_fn) or not any(p.is_alive() for p in procs):
+                break
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+        _drain(out, mon)
+    if not mon.history.evals:  # every worker died before the first evaluation
+        mon.evaluate_now(counter.value, act_fn)
+    return mon.finish(shared)
+
+
+def _drain(out, mon: Monitor) -> None:
+    """Log every worker update waiting in the queue; re-raise a worker's error in the main process."""
+    while True:
+        try:
+            stats = out.get_nowait()
+        except queue.Empty:
+            return
+        if "error" in stats:
+            raise RuntimeError(stats["error"])
+        mon.log(stats.pop("env_steps"), **stats)
+
+
+ALGOS = [Algo(name="a3c", train=train, config=A3CConfig, bench_env="CartPole-v1", bench_target=475.0,
+              bench_steps=300_000, summary="asynchronous advantage actor-critic (worker processes, shared Adam)",
+              eval_every=4096)]
