@@ -23,7 +23,8 @@ from torch import Tensor
 from lecturekit.algos import Algo
 from lecturekit.envs import make_vec
 from lecturekit.monitor import History, Monitor
-from lecturekit.nets import ActorCritic
+from lecturekit.distributions import gaussian_entropy, gaussian_log_prob
+from lecturekit.nets import ActorCritic, mlp
 from lecturekit.returns import bootstrapped_returns
 
 BASELINES = ("none", "mean", "value")
@@ -40,7 +41,9 @@ class Config:
     normalize: bool = True         # divide G_t - b by its batch std (rescales the step, keeps its direction)
     hidden: tuple = (64, 64)       # hidden layer sizes of the policy (and value) MLP
     log_std_init: float = -0.5     # initial log std of the Gaussian policy (Box actions only, [-1, 1] units)
-    min_log_std: float = -3.0      # the log std is kept >= this after each step (stops the Gaussian collapsing)
+    min_log_std: float = -3.0      # the log std is kept >= this (stops the Gaussian collapsing)
+    state_std: bool = False        # Box only: the network also outputs log sigma(s) (state-dependent std)
+    ent_coef: float = 0.0          # weight of an entropy bonus: loss -= ent_coef * mean H(pi(.|s_t)) (0: plain)
     max_episode_steps: int = 1000  # cut episodes here when the environment has no time limit of its own
 
     def __post_init__(self):
@@ -63,6 +66,48 @@ def reinforce_loss(logp: Tensor, ret: Tensor, baseline: Tensor | float | None = 
 def value_loss(v: Tensor, ret: Tensor) -> Tensor:
     """Regression of the baseline on the returns: mean (V_w(s_t) - G_t)^2.  Shapes: v, ret (B,) -> scalar."""
     return (v - ret.detach()).pow(2).mean()
+
+
+class StateStdActorCritic(ActorCritic):
+    """ActorCritic whose Gaussian head outputs both the mean and the log std: pi(a|s) = N(mu(s), sigma(s)^2).
+
+    The last layer has 2 * act_dim outputs (mean, log std); the log std starts at `log_std_init` everywhere and is
+    clamped below at `min_log_std`.  Lecture: "Policy Parametrizations", the Gaussian policy with sigma_theta(s).
+    """
+
+    def __init__(self, obs_space: gym.Space, act_space: gym.Space, hidden=(64, 64), log_std_init: float = 0.0,
+                 min_log_std: float = -3.0):
+        super().__init__(obs_space, act_space, hidden, log_std_init)
+        if self.discrete:
+            raise ValueError("a state-dependent std needs a Box action space")
+        del self.log_std
+        obs_dim, act_dim = obs_space.shape[0], act_space.shape[0]
+        self.pi = mlp([obs_dim, *hidden, 2 * act_dim], out_gain=0.01)
+        with torch.no_grad():
+            self.pi[-1].bias[act_dim:] = log_std_init
+        self.min_log_std = min_log_std
+
+    def dist_params(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        mu, log_std = self.pi(obs).chunk(2, dim=-1)
+        return mu, log_std.clamp(min=self.min_log_std)
+
+    def log_prob(self, obs: Tensor, act: Tensor) -> Tensor:
+        return gaussian_log_prob(act, *self.dist_params(obs))
+
+    def entropy(self, obs: Tensor) -> Tensor:
+        return gaussian_entropy(self.dist_params(obs)[1])
+
+    def act(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+        mu, log_std = self.dist_params(obs)
+        a = mu if deterministic else mu + torch.randn_like(mu) * log_std.exp()
+        return a, gaussian_log_prob(a, mu, log_std), self.value(obs)
+
+
+def make_model(obs_space: gym.Space, act_space: gym.Space, cfg: Config) -> ActorCritic:
+    """The policy (and value) network that `cfg` asks for."""
+    if cfg.state_std and not isinstance(act_space, gym.spaces.Discrete):
+        return StateStdActorCritic(obs_space, act_space, cfg.hidden, cfg.log_std_init, cfg.min_log_std)
+    return ActorCritic(obs_space, act_space, cfg.hidden, cfg.log_std_init)
 
 
 class Policy:
@@ -169,14 +214,15 @@ def update(model: ActorCritic, opt: torch.optim.Optimizer, vf_opt: torch.optim.O
         b = torch.zeros(())
     scale = (ret - b).std() + 1e-8 if cfg.normalize and ret.numel() > 1 else 1.0
     logp = model.log_prob(obs, act)
-    loss = reinforce_loss(logp, ret / scale, b / scale)
+    entropy = model.entropy(obs).mean()
+    loss = reinforce_loss(logp, ret / scale, b / scale) - cfg.ent_coef * entropy
     opt.zero_grad()
     loss.backward()
     opt.step()
-    if not model.discrete:
+    if not model.discrete and hasattr(model, "log_std"):
         with torch.no_grad():
             model.log_std.clamp_(min=cfg.min_log_std)
-    stats = {"loss": float(loss.detach()), "entropy": float(model.entropy(obs).mean().detach()),
+    stats = {"loss": float(loss.detach()), "entropy": float(entropy.detach()),
              "episode_return": float(batch.episode_returns().mean())}
     if vf_opt is not None:
         for _ in range(cfg.vf_iters):
@@ -199,9 +245,9 @@ def train(env_id: str, cfg: Config | None = None, *, steps: int, seed: int = 0, 
     np.random.seed(seed)
     envs = make_vec(env_id, cfg.n_episodes, seed)
     t_max = envs.spec.max_episode_steps if envs.spec is not None and envs.spec.max_episode_steps else cfg.max_episode_steps
-    model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init)
+    model = make_model(envs.single_observation_space, envs.single_action_space, cfg)
     policy = Policy(model, envs.single_action_space)
-    pi_params = list(model.pi.parameters()) + ([model.log_std] if not model.discrete else [])
+    pi_params = list(model.pi.parameters()) + ([model.log_std] if hasattr(model, "log_std") else [])
     opt = torch.optim.Adam(pi_params, lr=cfg.lr)
     vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr) if cfg.baseline == "value" else None
     bufs = episode_buffers(envs, t_max)
