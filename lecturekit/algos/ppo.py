@@ -30,6 +30,7 @@ from torch import Tensor
 from lecturekit import seed_everything
 from lecturekit.algos import Algo
 from lecturekit.algos.a2c import explained_variance, greedy_act_fn, make_envs
+from lecturekit.distributions import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
 from lecturekit.monitor import History, Monitor
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import Rollout, collect, start
@@ -125,12 +126,22 @@ def clipping_table(clip_eps: float = 0.2, adv: float = 1.0, margin: float = 0.1)
 
 
 # --- one update ---------------------------------------------------------------------------------------------------
+def logp_and_entropy(model: ActorCritic, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
+    """(log pi_theta(a|s), H(pi_theta(.|s))), both (B,), from one forward pass of the actor."""
+    if model.discrete:
+        logits = model.pi(obs)
+        return categorical_log_prob(logits, act), categorical_entropy(logits)
+    mu, log_std = model.dist_params(obs)
+    return gaussian_log_prob(act, mu, log_std), gaussian_entropy(log_std)
+
+
 def minibatch_step(model: ActorCritic, opt: torch.optim.Optimizer, obs: Tensor, act: Tensor, logp_old: Tensor,
                    v_old: Tensor, adv: Tensor, ret: Tensor, cfg: Config) -> dict:
     """One Adam step on the PPO loss of one minibatch.  Shapes: obs (B, obs_dim), act (B,) / (B, act_dim), rest (B,)."""
     if cfg.normalize_adv and len(adv) > 1:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    logp, v, ent = model.log_prob(obs, act), model.value(obs), model.entropy(obs).mean()
+    logp, ent = logp_and_entropy(model, obs, act)
+    v, ent = model.value(obs), ent.mean()
     pi_l = ppo_clip_loss(logp, logp_old, adv, cfg.clip_eps)
     v_l = value_loss(v, v_old, ret, cfg.clip_eps if cfg.clip_vloss else None)
     loss = pi_l + cfg.value_coef * v_l - cfg.entropy_coef * ent
@@ -169,6 +180,19 @@ def update(model: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, cfg: Con
 
 
 # --- training loop ------------------------------------------------------------------------------------------------
+def eval_act_fn(model: ActorCritic, act_space):
+    """Deterministic actions for evaluation: arg max of the logits (actor only, no critic call), or the Gaussian
+    mean mapped from [-1, 1] units to the environment's bounds (evaluation envs are not rescaled)."""
+    if not model.discrete:
+        return greedy_act_fn(model, act_space)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model.pi(torch.as_tensor(obs, dtype=torch.float32)).argmax(-1).numpy()
+
+    return act
+
+
 def train(env_id: str, cfg: Config | None = None, *, steps: int = 100_000, seed: int = 0,
           target: float | None = None, eval_every: int | None = None, eval_episodes: int | None = None,
           callback=None) -> History:
@@ -183,7 +207,7 @@ def train(env_id: str, cfg: Config | None = None, *, steps: int = 100_000, seed:
     envs = make_envs(env_id, cfg.n_envs)
     model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
+    act_fn = eval_act_fn(model, envs.unwrapped.single_action_space)
     mon = Monitor("ppo", env_id, seed, steps, target, eval_every, eval_episodes, callback, config=cfg)
     state, env_steps = start(envs, seed), 0
     try:
