@@ -368,7 +368,8 @@ assert (a2c_batches == 256).all() and rf_batches[-1] > 4 * rf_batches[0]
 # learn: A2C takes many small steps from fixed-size batches of 256 transitions, starting before any episode has
 # ended, while REINFORCE's batches grow with the episodes (the last update above used several times more steps
 # than the first), so a policy that balances for 500 steps makes every REINFORCE update expensive. On tasks with
-# long or never-ending episodes only the bootstrapped version can learn at all.
+# very long episodes, waiting for their ends becomes the bottleneck, and a task that never ends has no Monte Carlo
+# return at all: only bootstrapped targets can be computed.
 
 # %% [markdown]
 # ## 4. A3C: asynchronous workers, shared parameters
@@ -429,7 +430,8 @@ print(f"mean staleness in A3C: {stale.mean():.2f} updates")
 #   (notebooks 10-11), which improve the *update* and keep A2C's data collection.
 #
 # On a two-core machine A3C cannot run more than two workers usefully, and its workers compete with the main
-# process that evaluates; its wall time is no better than A2C's here.
+# process that evaluates; compare the two rows of the table above (in our runs A3C needed more environment steps
+# than A2C and was not faster in wall time, but both numbers vary from run to run).
 
 # %%
 elapsed = time.perf_counter() - NOTEBOOK_START

@@ -16,7 +16,6 @@ the order in which workers update depends on the operating system's scheduling.
 from __future__ import annotations
 
 import queue
-import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -129,26 +128,36 @@ def train(env_id: str, cfg: A3CConfig | None = None, *, steps: int = 200_000, se
                 break
     finally:
         stop.set()
+        deadline = time.perf_counter() + 10.0
+        while any(p.is_alive() for p in procs) and time.perf_counter() < deadline:
+            _drain(out, mon, strict=False)  # keep reading: a worker cannot exit while its queue is full
+            time.sleep(0.01)
         for p in procs:
-            p.join(timeout=10)
             if p.is_alive():
                 p.terminate()
-        _drain(out, mon)
+            p.join()
+        _drain(out, mon, strict=False)
     if not mon.history.evals:  # every worker died before the first evaluation
         mon.evaluate_now(counter.value, act_fn)
     return mon.finish(shared)
 
 
-def _drain(out, mon: Monitor) -> None:
-    """Log every worker update waiting in the queue; re-raise a worker's error in the main process."""
+def _drain(out, mon: Monitor, strict: bool = True) -> None:
+    """Log every worker update waiting in the queue; re-raise a worker's error (or NaN) in the main process."""
     while True:
         try:
             stats = out.get_nowait()
         except queue.Empty:
             return
         if "error" in stats:
-            raise RuntimeError(stats["error"])
-        mon.log(stats.pop("env_steps"), **stats)
+            if strict:
+                raise RuntimeError(stats["error"])
+            continue
+        try:
+            mon.log(stats.pop("env_steps"), **stats)
+        except Exception:
+            if strict:
+                raise
 
 
 ALGOS = [Algo(name="a3c", train=train, config=A3CConfig, bench_env="CartPole-v1", bench_target=475.0,
