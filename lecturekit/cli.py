@@ -1,4 +1,4 @@
-"""Command line: `python -m lecturekit train|bench ...`.  See `python -m lecturekit --help`."""
+"""Command line: `python -m lecturekit train|bench|grade ...`.  See `python -m lecturekit --help`."""
 from __future__ import annotations
 
 import argparse
@@ -152,6 +152,30 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    from lecturekit import grade
+
+    def progress(ev: dict) -> None:
+        verdicts = ", ".join(f"{r.exercise} {r.result}" for r in ev["rows"])
+        print(f"  [{ev['index']}/{ev['total']}] {ev['student']} ({ev['notebook']}): {verdicts}", file=sys.stderr,
+              flush=True)
+
+    try:
+        subs = grade.find_notebooks(args.paths)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    if not subs:
+        raise UsageError(f"no .ipynb notebooks found in {', '.join(args.paths)}")
+    print(f"grading {len(subs)} notebook(s), at most {args.timeout:g} s each", file=sys.stderr, flush=True)
+    rows = grade.grade(args.paths, timeout=args.timeout, cell_timeout=args.cell_timeout,
+                       progress=None if args.quiet else progress)
+    print(grade.table(rows))
+    if args.csv:
+        grade.write_csv(rows, args.csv)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    return 0
+
+
 def get_algo(name: str) -> Algo:
     try:
         return get(name)
@@ -166,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         listing = f"  (could not list algorithms: {e})"
     p = argparse.ArgumentParser(
         prog="python -m lecturekit",
-        description="Train and benchmark the course's policy-gradient algorithms.",
+        description="Train and benchmark the course's policy-gradient algorithms; grade exercise notebooks.",
         epilog="algorithms:\n" + listing,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -187,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=int, default=5)
     b.add_argument("--out", default=None, help="folder for results.json and results.md")
     b.set_defaults(func=cmd_bench)
+    g = sub.add_parser("grade", help="run filled-in exercise notebooks and report every exercise's result")
+    g.add_argument("paths", nargs="+", metavar="PATH", help="notebooks, or folders of them (one sub-folder per "
+                   "student, or files named like alice_ex00_discounted_returns.ipynb)")
+    g.add_argument("--timeout", type=float, default=300, help="seconds per notebook (default 300)")
+    g.add_argument("--cell-timeout", type=float, default=120, help="seconds per cell (default 120)")
+    g.add_argument("--csv", default="grades.csv", help="write the rows here too (default grades.csv; '' for none)")
+    g.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    g.set_defaults(func=cmd_grade)
     return p
 
 
