@@ -8,8 +8,15 @@ returns-to-go G_t, subtracts a baseline b(s_t) and takes one gradient step on
 
 Storage is (T, N, ...): T time steps (up to the longest episode of the batch) of N parallel episodes; `valid[t, i]`
 is False once episode i has ended (those steps belong to no episode of the batch and are masked out).
-Works for Discrete actions (softmax policy) and 1-D Box actions (Gaussian policy with a state-independent log std);
-for a Box with finite bounds the Gaussian lives in [-1, 1] units that are mapped affinely onto [low, high].
+Works for Discrete actions (softmax policy) and 1-D Box actions (Gaussian policy; log std state-independent, or
+sigma(s) with `state_std=True`); for a Box with finite bounds the Gaussian lives in [-1, 1] units that are mapped
+affinely onto [low, high].  An episode cut by a time limit counts as ended: REINFORCE uses Monte Carlo returns and
+does not bootstrap.
+
+Usage::
+
+    hist = train("CartPole-v1", Config(baseline="mean"), steps=100_000, seed=0, target=475)
+    hist.model                      # the trained ActorCritic; Policy(hist.model, action_space).greedy(obs) acts
 """
 from __future__ import annotations
 
@@ -22,8 +29,8 @@ from torch import Tensor
 
 from lecturekit.algos import Algo
 from lecturekit.envs import make_vec
-from lecturekit.monitor import History, Monitor
 from lecturekit.distributions import gaussian_entropy, gaussian_log_prob
+from lecturekit.monitor import History, Monitor
 from lecturekit.nets import ActorCritic, mlp
 from lecturekit.returns import bootstrapped_returns
 
