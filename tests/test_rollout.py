@@ -125,8 +125,9 @@ def test_rollout_advantages_lambda_one_match_returns_minus_values_and_vanish_on_
 
 # --- collect on real environments, checked by walking through each episode ----------------------------------------
 def brute_force_returns(ro: Rollout, gamma: float) -> np.ndarray:
-    """For every valid (t, i): discounted rewards until the episode ends; + gamma^k V(final obs) if it was truncated
-    (the final obs is stored at the next, invalid, step), nothing if terminated, + gamma^k V(s_T) at the rollout's end."""
+    """For every valid (t, i): discounted rewards until the episode ends; then + gamma^k V(final obs) if it was
+    truncated (the final obs is stored at the next, invalid, step), nothing if it terminated (termination wins when
+    both flags are set), + gamma^k V(s_T) if the rollout ended first."""
     T, N = ro.rewards.shape
     v = ro.values.numpy()
     out = np.full((T, N), np.nan)
