@@ -189,3 +189,10 @@ def test_collect_continues_where_it_stopped():
     assert a.truncated[-1].all() or a.terminated[-1].any()
     # the first step of the next rollout is the autoreset step of the episodes that ended
     np.testing.assert_array_equal(b.valid[0], ~(a.terminated[-1] | a.truncated[-1]))
+
+
+def test_rollout_returns_termination_wins_when_both_flags_are_set():
+    # the pole falls on the time limit's last step: the episode really ended, so no bootstrap: R1 = 1, R0 = 1.5
+    ro = hand_rollout(terminated_at_1=True)
+    ro.truncated[1, 0] = True
+    np.testing.assert_allclose(ro.returns(0.5)[[0, 1], 0].numpy(), [1.5, 1.0])
