@@ -11,7 +11,8 @@ from gymnasium.utils.env_checker import check_env
 import lecturekit.envs  # noqa: F401  (registers the course environments)
 from lecturekit.envs import cliff, inventory, pricing
 
-ENV_IDS = ["lecturekit/DynamicPricing-v0", "lecturekit/InventoryControl-v0", "lecturekit/CliffWalkingOneHot-v0"]
+ENV_IDS = ["lecturekit/DynamicPricing-v0", "lecturekit/InventoryControl-v0", "lecturekit/CliffWalkingOneHot-v0",
+           "lecturekit/CliffWalkingExploringStarts-v0"]
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -177,3 +178,15 @@ def test_cliff_onehot_and_the_shortest_path():
     cells, ret, ok = cliff.greedy_path(act)
     assert ok and ret == -13 and cells[-1] == cliff.GOAL and len(cells) == 14
     assert cliff.greedy_actions(act).shape == (4, 12)
+
+
+def test_exploring_starts_start_anywhere_but_cliff_and_goal():
+    env = gym.make("lecturekit/CliffWalkingExploringStarts-v0")
+    starts = {int(env.reset(seed=i)[0].argmax()) for i in range(400)}
+    cliff_cells = set(range(37, 47))
+    assert not starts & cliff_cells and cliff.GOAL not in starts and len(starts) > 30
+    # the dynamics are CliffWalking's: from cell 35 (row 2, last column) moving down reaches the goal
+    env.reset(seed=0)
+    env.unwrapped.s = 35
+    _, r, term, _, _ = env.step(2)
+    assert term and r == -1

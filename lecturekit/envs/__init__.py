@@ -54,6 +54,9 @@ def _register_course_envs() -> None:
     if "lecturekit/CliffWalkingOneHot-v0" not in gym.registry:
         gym.register(id="lecturekit/CliffWalkingOneHot-v0", entry_point="lecturekit.envs.cliff:make_cliff_onehot",
                      max_episode_steps=100)
+    if "lecturekit/CliffWalkingExploringStarts-v0" not in gym.registry:
+        gym.register(id="lecturekit/CliffWalkingExploringStarts-v0", entry_point="lecturekit.envs.cliff:make_cliff_onehot",
+                     kwargs={"exploring_starts": True}, max_episode_steps=100)
 
 
 _register_course_envs()

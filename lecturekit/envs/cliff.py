@@ -2,7 +2,8 @@
 
 Gymnasium's CliffWalking-v1 numbers the 48 cells of a 4 x 12 grid; a network takes the one-hot vector of the
 cell instead. Registered as ``lecturekit/CliffWalkingOneHot-v0`` with a time limit, so that a policy that never
-finds the goal still ends its episodes.
+finds the goal still ends its episodes, and as ``lecturekit/CliffWalkingExploringStarts-v0``, the same with each
+episode starting in a random cell (for training; the learned policy is then judged from the usual start).
 """
 from __future__ import annotations
 
@@ -33,10 +34,30 @@ class OneHotObservation(gym.ObservationWrapper):
         return out
 
 
-def make_cliff_onehot(**kwargs) -> gym.Env:
+class ExploringStarts(gym.Wrapper):
+    """Start each episode in a cell drawn uniformly from the 37 cells a walker can stand on (not the cliff, not the
+    goal) instead of always at S. Everything else is unchanged: same moves, rewards, cliff and goal.
+
+    Exploring starts (Sutton and Barto, section 5.3) let a policy learn from episodes that begin near the goal,
+    which a walker starting at S rarely reaches while it still moves at random.
+    """
+
+    CELLS = np.array([s for s in range(N_ROWS * N_COLS) if s < (N_ROWS - 1) * N_COLS or s == START])
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        cell = int(self.np_random.choice(self.CELLS))
+        self.env.unwrapped.s = cell
+        return cell, info
+
+
+def make_cliff_onehot(exploring_starts: bool = False, **kwargs) -> gym.Env:
     """CliffWalking-v1 (reward -1 per step, -100 and back to the start for a step into the cliff; the episode ends
-    at the goal) with one-hot observations of shape (48,)."""
-    return OneHotObservation(gym.make("CliffWalking-v1", **kwargs))
+    at the goal) with one-hot observations of shape (48,); optionally with exploring starts."""
+    env = gym.make("CliffWalking-v1", **kwargs)
+    if exploring_starts:
+        env = ExploringStarts(env)
+    return OneHotObservation(env)
 
 
 def greedy_path(act_fn: Callable[[np.ndarray], np.ndarray], max_steps: int = 100) -> tuple[list[int], float, bool]:
