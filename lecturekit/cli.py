@@ -43,7 +43,10 @@ def parse_overrides(config_cls: type, pairs: list[str]):
         except ValueError:
             raise UsageError(f"cannot read '{raw}' as a value for {key} (default {default!r})") from None
         changes[key] = value
-    return dataclasses.replace(cfg, **changes)
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except (ValueError, TypeError) as e:  # a Config's own validation (__post_init__)
+        raise UsageError(f"{config_cls.__name__}: {e}") from None
 
 
 def stderr_progress(event: dict) -> None:
