@@ -136,3 +136,18 @@ def test_options_run(opts):
     cfg = ppo.Config(n_envs=2, n_steps=32, **opts)
     h = ppo.train("CartPole-v1", cfg, steps=128, seed=0, eval_every=128, eval_episodes=2)
     assert h.env_steps == 128
+
+
+def test_update_leaves_the_rollout_unchanged_with_reward_scale():
+    from lecturekit.algos.a2c import make_envs
+    from lecturekit.nets import ActorCritic
+    from lecturekit.rollout import collect, start
+
+    cfg = ppo.Config(n_envs=2, n_steps=16, reward_scale=0.1)
+    envs = make_envs("CartPole-v1", cfg.n_envs)
+    torch.manual_seed(0)
+    model = ActorCritic(envs.single_observation_space, envs.single_action_space)
+    ro = collect(envs, model, start(envs, 0), cfg.n_steps)
+    rewards = ro.rewards.copy()
+    stats = ppo.update(model, torch.optim.Adam(model.parameters(), lr=1e-3), ro, cfg, torch.Generator().manual_seed(0))
+    assert np.array_equal(ro.rewards, rewards) and stats["epochs_run"] == cfg.epochs

@@ -20,6 +20,7 @@ importance-sampled surrogate), which the notebook uses as an ablation.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -68,7 +69,9 @@ class Config:
 
 
 # Pendulum-v1 (continuous torque, 200-step episodes, reward -16..0): the CartPole defaults do not learn there
-# (see notebook 11).  A short horizon, longer rollouts, scaled rewards and a smaller step size do.
+# (notebook 11).  This preset reaches a mean eval return of -300 in 16k-25k steps (5 of 5 seeds).  Its essential
+# change is many small Adam steps per batch (10 epochs x 32 minibatches of 64): with 4 x 4 it fails, while putting
+# any other single field back to its CartPole value still learns (2 of 2 seeds each, within 50k steps).
 PENDULUM = Config(gamma=0.9, lam=0.95, n_envs=8, n_steps=256, epochs=10, minibatches=32, lr=1e-3,
                   reward_scale=0.1, log_std_init=0.0)
 PRESETS = {"cartpole": Config(), "pendulum": PENDULUM}
@@ -162,7 +165,8 @@ def minibatch_step(model: ActorCritic, opt: torch.optim.Optimizer, obs: Tensor, 
 def update(model: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, cfg: Config, gen: torch.Generator) -> dict:
     """`epochs` passes of shuffled minibatches over the valid steps of one rollout.  Returns diagnostics: the means
     over the last epoch, explained variance of the old values, and the number of epochs run."""
-    ro.rewards = ro.rewards * cfg.reward_scale
+    if cfg.reward_scale != 1.0:
+        ro = dataclasses.replace(ro, rewards=ro.rewards * cfg.reward_scale)
     adv, ret = ro.advantages(cfg.gamma, cfg.lam)
     m = torch.as_tensor(ro.valid)
     data = (ro.obs[m], ro.actions[m], ro.logp[m], ro.values[m], adv[m], ret[m])
