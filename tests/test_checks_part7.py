@@ -69,7 +69,8 @@ def sq_plus_correction(u, mu, log_std):
 
 
 def sq_no_sum(u, mu, log_std):
-    return (-0.5 * ((u - mu) / log_std.exp()) ** 2 - log_std - 0.5 * LOG_2PI) - 2 * (math.log(2) - u - F.softplus(-2 * u))
+    gauss_terms = -0.5 * ((u - mu) / log_std.exp()) ** 2 - log_std - 0.5 * LOG_2PI
+    return gauss_terms - 2 * (math.log(2) - u - F.softplus(-2 * u))  # (..., D): forgot the sum
 
 
 def sq_detached(u, mu, log_std):

@@ -57,13 +57,15 @@ def _squashed_cases():
         ("one action dimension, u = 0, mu = 0, log_std = 0 (shape (1,))",
          torch.zeros(1), torch.zeros(1), torch.zeros(1)),
         ("a batch of 3 one-dimensional actions (shape (3, 1))",
-         torch.tensor([[0.5], [-1.0], [2.0]]), torch.tensor([[0.0], [0.3], [1.0]]), torch.tensor([[0.0], [-0.5], [0.2]])),
+         torch.tensor([[0.5], [-1.0], [2.0]]), torch.tensor([[0.0], [0.3], [1.0]]),
+         torch.tensor([[0.0], [-0.5], [0.2]])),
     ]
     mu, ls = torch.randn(5, 2, generator=g), 0.5 * torch.randn(5, 2, generator=g)
     cases.append(("a batch of 5 two-dimensional actions (shape (5, 2))",
                   mu + ls.exp() * torch.randn(5, 2, generator=g), mu, ls))
     mu, ls = torch.randn(4, 3, 3, generator=g), 0.3 * torch.randn(4, 3, 3, generator=g)
-    cases.append(("extra batch dimensions (shape (4, 3, 3))", mu + ls.exp() * torch.randn(4, 3, 3, generator=g), mu, ls))
+    cases.append(("extra batch dimensions (shape (4, 3, 3))",
+                  mu + ls.exp() * torch.randn(4, 3, 3, generator=g), mu, ls))
     cases.append(("u near the action bounds, |u| up to 20 (float32)",
                   torch.tensor([[9.5, -3.0], [12.0, 20.0], [-20.0, 0.1]]), torch.tensor([[8.0, -2.0], [10.0, 15.0],
                                                                                           [-15.0, 0.0]]),
@@ -91,7 +93,8 @@ def _squashed_mistakes(u, mu, log_std) -> dict:
 
 @checker("squashed_gaussian_log_prob")
 def check_squashed_gaussian_log_prob(fn) -> None:
-    """Check fn(u, mu, log_std) = log N(u; mu, sigma^2) - sum_d log(1 - tanh(u_d)^2), its shape, stability, gradients."""
+    """Check fn(u, mu, log_std) = log N(u; mu, sigma^2) - sum_d log(1 - tanh(u_d)^2): values, shape, stability near
+    the bounds, and gradients."""
     c = Check("squashed_gaussian_log_prob")
     cases = _squashed_cases()
     results = []
