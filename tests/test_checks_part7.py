@@ -210,11 +210,11 @@ def actor_q_detached(q1, q2, logp, alpha):
 
 
 def actor_q1_only(q1, q2, logp, alpha):
-    return (float(alpha) * logp - q1).mean()
+    return (float(alpha.detach() if torch.is_tensor(alpha) else alpha) * logp - q1).mean()
 
 
 def actor_sum(q1, q2, logp, alpha):
-    return (float(alpha) * logp - torch.min(q1, q2)).sum()
+    return (float(alpha.detach() if torch.is_tensor(alpha) else alpha) * logp - torch.min(q1, q2)).sum()
 
 
 @pytest.mark.parametrize("fn, words", [
