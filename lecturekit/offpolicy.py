@@ -4,11 +4,14 @@
 Pieces:
 - networks: `DeterministicActor` mu_theta(s) (tanh-squashed into the action box), `QCritic` Q_phi(s, a), `TwinQ`
   (two independent critics, for clipped double Q-learning), all built on `nets.mlp`;
-- targets: `td_target` y = r + gamma (1 - terminated) * next_value, and `clipped_double_q_target` (next_value =
-  min(Q1', Q2')); `polyak_update` for target networks; `dpg_actor_loss` = -Q(s, mu(s)) (the chain-rule actor
-  gradient); `gaussian_explore` (behaviour policy mu(s) + noise);
+- targets and losses: `td_target` y = r + gamma (1 - terminated) * next_value, `clipped_double_q_target`
+  (next_value = min(Q1', Q2')), `critic_loss` (squared error of one or more critics against y), `dpg_actor_loss`
+  = -Q(s, mu(s)) (the chain-rule actor gradient); `polyak_update` for target networks;
+- DDPG and TD3 only: `DeterministicConfig` (adds the exploration noise) and `DeterministicAgent` (actor, critic,
+  targets, optimizers, `act`/`explore` with `gaussian_explore`); each algorithm adds its `update`;
 - ONE training loop, `train_off_policy`: warm-up with uniformly random actions, act, store in the replay buffer,
-  sample minibatches, call the algorithm's update, log, evaluate, stop.
+  sample minibatches, call the algorithm's update, log (every `log_every` env steps), evaluate, stop; an optional
+  `probe(agent, env_steps)` runs after each evaluation (notebook 12 measures the critic's bias with `critic_bias`).
 
 How an algorithm plugs in (DDPG, TD3 and SAC all do it this way)::
 
