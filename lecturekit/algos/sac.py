@@ -40,6 +40,16 @@ from lecturekit.offpolicy import (
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # keeps sigma in [0.007, 7.4]: no exploding log-probs, no vanishing noise
 
 
+@dataclass
+class Config(OffPolicyConfig):
+    """SAC's fields; gamma, tau, hidden, actor_lr, critic_lr, batch_size, warmup, ... come from OffPolicyConfig."""
+
+    alpha_lr: float = 1e-3           # Adam step size of log_alpha
+    alpha_init: float = 0.2          # initial temperature alpha (1.0 also solves Pendulum, with a worse worst seed)
+    autotune: bool = True            # learn alpha from the temperature loss; False keeps alpha = alpha_init
+    target_entropy: float | None = None  # H_target of the temperature loss; None means -dim(A)
+
+
 # --- losses -----------------------------------------------------------------------------------------------------
 def sac_critic_target(reward: Tensor, terminated: Tensor, next_q1: Tensor, next_q2: Tensor, next_logp: Tensor,
                       alpha: float, gamma: float) -> Tensor:
@@ -70,14 +80,6 @@ def temperature_loss(log_alpha: Tensor, logp: Tensor, target_entropy: float) -> 
     Shapes: log_alpha 0-d (requires grad), logp (B,).  Returns a scalar.
     """
     return (log_alpha.exp() * (-logp.detach() - target_entropy)).mean()
-
-
-@dataclass
-class Config(OffPolicyConfig):
-    alpha_lr: float = 1e-3           # Adam step size of log_alpha
-    alpha_init: float = 0.2          # initial temperature alpha (1.0 also solves Pendulum, with a worse worst seed)
-    autotune: bool = True            # learn alpha from the temperature loss; False keeps alpha = alpha_init
-    target_entropy: float | None = None  # H_target of the temperature loss; None means -dim(A)
 
 
 # --- the actor --------------------------------------------------------------------------------------------------
