@@ -33,7 +33,7 @@ from lecturekit.rollout import collect, start
 @dataclass
 class Config:
     gamma: float = 0.99         # discount factor
-    lam: float = 0.95           # GAE lambda of the advantages
+    lam: float = 0.97           # GAE lambda of the advantages
     n_envs: int = 8             # parallel environments (N)
     n_steps: int = 128          # rollout length per update (T)
     max_kl: float = 0.02        # trust-region radius delta on the mean KL(pi_k || pi_theta)
@@ -42,7 +42,7 @@ class Config:
     backtrack: float = 0.5      # line-search factor alpha in alpha^j
     max_backtracks: int = 10    # candidates tried per update (j = 0 .. max_backtracks - 1)
     vf_lr: float = 3e-3         # Adam step size of the critic
-    vf_iters: int = 10          # critic minibatch steps per update
+    vf_iters: int = 20          # critic minibatch steps per update
     vf_minibatches: int = 4     # minibatches per pass over the rollout for the critic
     normalize_adv: bool = True  # standardise advantages in each batch (rescales L; the step size is set by delta)
     vanilla_lr: float = 0.0     # > 0: replace the TRPO step by the plain step theta += vanilla_lr * g (comparison)
