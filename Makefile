@@ -8,6 +8,10 @@ export OMP_NUM_THREADS := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup lab test test-unit test-notebooks sync exercises check bench clean
+.PHONY: html browser-deps browser-check screenshots
+CHROMIUM := /usr/lib/chromium/chromium
+# the Playwright version the browser tests are written for: pyproject.toml's optional dependency 'browser'
+PLAYWRIGHT := $(shell sed -n 's/^browser = \["\(playwright==[^"]*\)"\].*/\1/p' pyproject.toml)
 
 setup: $(STAMP)  ## create .venv and install the course (fast when already done)
 
@@ -19,7 +23,7 @@ $(STAMP): pyproject.toml
 lab: setup  ## start JupyterLab on the course map
 	$(VENV)/bin/jupyter lab notebooks/00_course_map.ipynb
 
-test: setup  ## unit tests, course consistency, nbval over notebooks/ and solutions/
+test: setup browser-check  ## unit tests, course consistency, nbval over notebooks/ and solutions/, browser
 	$(PY) -m pytest -n $(WORKERS) --dist loadfile --nbval-lax --nbval-current-env -q tests notebooks solutions
 
 test-unit: setup
@@ -39,6 +43,27 @@ check: setup  ## report notebook pairs or exercises that are out of date
 
 bench: setup  ## every algorithm on its benchmark task, 5 seeds; writes bench/results.{json,md}
 	$(PY) -m lecturekit bench --seeds 5 --out bench
+
+html: setup  ## execute every lecture notebook and write the course as a static site: site/index.html
+	$(PY) -m lecturekit.site --out site --jobs $(WORKERS)
+
+browser-deps: setup  ## what tests/browser needs: Debian's chromium + libjs-mathjax (apt-get, as root) and Playwright
+	@if [ ! -x $(CHROMIUM) ] || [ ! -f /usr/share/javascript/mathjax/MathJax.js ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "browser-deps: run as root, or: sudo apt-get install chromium libjs-mathjax"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libjs-mathjax; \
+	fi
+	$(PY) -m pip install --quiet --disable-pip-version-check "$(PLAYWRIGHT)"
+
+browser-check:
+	@if [ -x $(CHROMIUM) ] && $(PY) -c "import playwright" 2>/dev/null; then \
+	  echo "browser tests: will run (tests/browser: JupyterLab in headless $(CHROMIUM))"; \
+	else \
+	  echo "browser tests: SKIPPED (no Chromium at $(CHROMIUM) or no Playwright in $(VENV); make browser-deps)"; \
+	fi
+
+screenshots: setup  ## retake the README's screenshots (docs/img/) with the browser suite
+	LECTUREKIT_SCREENSHOTS=1 $(PY) -m pytest -p no:xdist -q tests/browser
 
 clean:
 	rm -rf $(VENV) site .pytest_cache
