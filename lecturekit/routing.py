@@ -68,7 +68,7 @@ def held_karp(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     D[S, j] = length of the shortest path that starts at city 0, visits exactly the cities of S (a subset of
     {1..n-1}) and ends at j in S:  D[{j}, j] = d(0, j),  D[S, j] = min_{k in S - {j}} D[S - {j}, k] + d(k, j);
-    the optimum is min_j D[{1..n-1}, j] + d(j, 0). Time O(2^n n^2) per instance (n = 10: about 4.6e5 operations).
+    the optimum is min_j D[{1..n-1}, j] + d(j, 0). Time O(2^n n^2) per instance (n = 10: 2^9 * 9 * 9, about 4e4 additions).
 
     Shapes: coords (B, n, 2) (or (n, 2)). Returns (lengths (B,), tours (B, n) starting at city 0).
     """
