@@ -241,3 +241,14 @@ def test_td3_and_ddpg_runs_are_reproducible():
         h2 = m.train("Pendulum-v1", m.Config(**cfg), steps=400, seed=3, eval_every=400, eval_episodes=2)
         assert h1.evals[-1][2] == h2.evals[-1][2] and h1.logs["critic_loss"] == h2.logs["critic_loss"]
         assert set(h1.model.keys()) == {"actor", "critic"}
+
+
+def test_critic_bias_against_hand_worked_returns():
+    # Counter: the first episode of each copy terminates at t = 3 with rewards 1, 2, 3.
+    # gamma = 0.5: G = 1 + 0.5 * 2 + 0.25 * 3 = 2.75; cut at horizon 2: G = 1 + 0.5 * 2 = 2
+    actor = lambda obs: torch.zeros(len(obs), 1)
+    q = lambda obs, act: torch.full((len(obs),), 7.0)
+    q0, g = op.critic_bias(actor, q, "lecturekit_test/Counter-v0", episodes=3, seed=0, gamma=0.5)
+    assert q0.tolist() == [7.0] * 3 and g.tolist() == pytest.approx([2.75] * 3)
+    _, g2 = op.critic_bias(actor, q, "lecturekit_test/Counter-v0", episodes=2, seed=0, gamma=0.5, horizon=2)
+    assert g2.tolist() == pytest.approx([2.0, 2.0])
