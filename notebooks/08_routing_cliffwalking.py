@@ -197,7 +197,7 @@ plt.tight_layout(), plt.show()
 # where the goal is. (We saw this with several step sizes, discounts, time limits and network sizes, in runs of up to 280 000 steps.)
 
 # %%
-plain = cliffwalk.train(cliffwalk.CliffConfig(ent_coef=0.0, exploring_starts=False), steps=60_000, seed=0,
+plain = cliffwalk.train(cliffwalk.config(ent_coef=0.0), exploring_starts=False, steps=60_000, seed=0,
                         eval_every=20_000)
 plain_cells, plain_ret, plain_reached = cliff.greedy_path(cliffwalk.greedy_policy(plain))
 moves = np.bincount(cliff.greedy_actions(cliffwalk.greedy_policy(plain))[:3].ravel(), minlength=4)
@@ -209,13 +209,14 @@ assert not plain_reached
 # %% [markdown]
 # ### Two small changes
 #
-# `lecturekit.cliffwalk` keeps every piece of REINFORCE (episodes, returns-to-go, the loss, the value baseline) and
-# changes two things:
+# `lecturekit.cliffwalk` runs the same REINFORCE (`lecturekit.algos.reinforce`: episodes, returns-to-go, the loss,
+# the value baseline) with two changes:
 #
 # - **exploring starts** during training: each episode starts in a random cell
 #   (`lecturekit/CliffWalkingExploringStarts-v0`). Episodes that start near G reach it, and the policy learns how to
 #   finish first and then, cell by cell, how to get there. The learned policy is still judged from S.
-# - an **entropy bonus**: the loss gets $-\beta\, \mathbb E_t[H(\pi_\theta(\cdot\mid s_t))]$ with $\beta = 0.1$,
+# - an **entropy bonus** (REINFORCE's `ent_coef`): the loss gets $-\beta\, \mathbb E_t[H(\pi_\theta(\cdot\mid s_t))]$
+#   with $\beta = 0.1$,
 #   which keeps the softmax from collapsing onto a single move before the goal has been found. (Entropy
 #   regularisation returns with SAC at the end of the lecture.)
 #
@@ -229,8 +230,8 @@ CLIFF_STEPS = 300_000
 
 
 def train_cliff(callback, lr=1e-2, ent_coef=0.1, exploring_starts=True, seed=0):
-    cfg = cliffwalk.CliffConfig(lr=lr, ent_coef=ent_coef, exploring_starts=exploring_starts)
-    return cliffwalk.train(cfg, steps=CLIFF_STEPS, seed=seed, target=-17, eval_every=10_000, callback=callback)
+    return cliffwalk.train(cliffwalk.config(lr=lr, ent_coef=ent_coef), exploring_starts=exploring_starts,
+                           steps=CLIFF_STEPS, seed=seed, target=-17, eval_every=10_000, callback=callback)
 
 
 cliff_history = live.demo(train_cliff,

@@ -192,30 +192,30 @@ def test_exploring_starts_start_anywhere_but_cliff_and_goal():
     assert term and r == -1
 
 
-def test_cliffwalk_loss_is_reinforce_minus_entropy_bonus():
+def test_reinforce_update_with_entropy_bonus_as_cliffwalk_uses_it():
     import torch
 
     from lecturekit import cliffwalk
-    from lecturekit.algos.reinforce import Batch
+    from lecturekit.algos import reinforce
     from lecturekit.nets import ActorCritic
 
-    torch.manual_seed(0)
     space = gym.spaces.Box(0.0, 1.0, shape=(48,), dtype=np.float32)
     # two episodes, T = 3; the second ends after 2 steps (its third step is invalid)
     obs = np.zeros((3, 2, 48), np.float32)
     for t in range(3):
         obs[t, 0, 36 - 12 * t] = obs[t, 1, 24 + t] = 1.0
-    batch = Batch(obs=obs, actions=np.array([[0, 1], [1, 2], [1, 0]]),
-                  rewards=np.array([[-1, -1], [-1, -100], [-1, 0]], np.float32),
-                  valid=np.array([[1, 1], [1, 1], [1, 0]], bool), ends=np.array([[0, 0], [0, 1], [1, 0]], bool))
+    batch = reinforce.Batch(obs=obs, actions=np.array([[0, 1], [1, 2], [1, 0]]),
+                            rewards=np.array([[-1, -1], [-1, -100], [-1, 0]], np.float32),
+                            valid=np.array([[1, 1], [1, 1], [1, 0]], bool),
+                            ends=np.array([[0, 0], [0, 1], [1, 0]], bool))
     results = {}
     for beta in (0.0, 0.5):
         torch.manual_seed(0)
         model = ActorCritic(space, gym.spaces.Discrete(4), (8,))
-        cfg = cliffwalk.CliffConfig(ent_coef=beta, gamma=0.5)
+        cfg = cliffwalk.config(ent_coef=beta, gamma=0.5)
         opt = torch.optim.SGD(model.pi.parameters(), lr=0.0)  # lr 0: only the reported loss matters here
         vf = torch.optim.SGD(model.v.parameters(), lr=0.0)
-        results[beta] = cliffwalk.update(model, opt, vf, batch, cfg)
+        results[beta] = reinforce.update(model, opt, vf, batch, cfg)
     # returns with gamma 0.5: episode 0: G = [-1.75, -1.5, -1]; episode 1: G = [-51, -100]
     m = torch.as_tensor(batch.valid)
     o, a = torch.as_tensor(obs)[m], torch.as_tensor(batch.actions)[m]
@@ -234,8 +234,9 @@ def test_cliffwalk_train_smoke_and_stop_button():
     from lecturekit import cliffwalk
 
     events = []
-    h = cliffwalk.train(cliffwalk.CliffConfig(n_episodes=4), steps=2000, seed=0, eval_every=1000,
+    h = cliffwalk.train(cliffwalk.config(n_episodes=4), steps=2000, seed=0, eval_every=1000,
                         callback=lambda e: events.append(e) or len(events) < 1)
     assert h.stopped == "user" and len(events) == 1 and h.env == "lecturekit/CliffWalkingOneHot-v0"
+    assert h.config["exploring_starts"] is True and h.config["ent_coef"] == 0.1
     cells, ret, reached = cliff.greedy_path(cliffwalk.greedy_policy(h))
     assert cells[0] == cliff.START and len(cells) <= 101
