@@ -46,7 +46,7 @@ TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 .lk-nav a { text-decoration: none; }
 details.lk-hidden > summary { cursor: pointer; color: #666; font-size: 90%; margin: 4px 0 4px 64px; }
 .lk-w-row { display: flex; flex-wrap: wrap; gap: 12px; align-items: center; }
-.lk-w-col { display: flex; flex-direction: column; gap: 4px; }
+.lk-w-col { display: flex; flex-direction: column; gap: 4px; align-items: flex-start; }
 .lk-knob { font-family: monospace; background: #eef; padding: 1px 6px; border-radius: 3px; }
 .lk-static-note { color: #888; font-size: 85%; font-style: italic; }
 </style>{% endblock extra_css %}
@@ -80,13 +80,16 @@ def load(py: Path):
 
 def execute(py: Path, timeout: int = 900) -> tuple[str, list[str], float]:
     """Run one notebook in a fresh kernel; (notebook as JSON, errors as 'cell N: Name: message', seconds)."""
+    import subprocess
+
     import nbformat
-    from nbconvert.preprocessors import ExecutePreprocessor
+    from nbclient import NotebookClient
 
     nb = load(py)
     t0 = time.perf_counter()
-    ep = ExecutePreprocessor(timeout=timeout, kernel_name="python3", allow_errors=True, store_widget_state=True)
-    ep.preprocess(nb, {"metadata": {"path": str(py.parent)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True, store_widget_state=True,
+                            resources={"metadata": {"path": str(py.parent)}})
+    client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log lines; cell output comes through the notebook
     errors = [f"cell {i}: {o.get('ename')}: {ANSI.sub('', str(o.get('evalue', '')))[:200]}"
               for i, c in enumerate(nb.cells) if c.cell_type == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -187,7 +190,8 @@ def title_and_blurb(nb) -> tuple[str, str]:
         if lines and lines[0].startswith("#"):
             title = lines[0].lstrip("#").strip()
             para = " ".join(ln.strip() for ln in lines[1:] if ln.strip() and not ln.startswith(("#", "|", "$$")))
-            para = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", para)
+            para = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", para).replace("**", "").replace("`", "")
+            para = re.sub(r"(?<!\w)\*([^*]+)\*(?!\w)", r"\1", para)
             first = re.split(r"(?<=[.!?])\s", para, maxsplit=1)[0] if para else ""
             return title, first
     return "", ""
