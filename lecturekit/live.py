@@ -6,7 +6,8 @@ steps, return and elapsed time, a Stop button, and the demo's knobs as widgets w
                         knobs={"lr": (1e-4, 1e-2, 1e-4)}, total_steps=50_000, target=475, title="PPO")
 
 The seeded default run happens at once (synchronously, so nbval can assert on the returned History); pressing
-Train reruns with the knobs' values in a background thread, so the kernel stays responsive and Stop works.
+Train reruns with the knobs' values in a background thread, so the kernel stays responsive and Stop works.  Stop
+also works during the default run: its clicks are handled by a kernel subshell (ipykernel 7) while the cell trains.
 Training code reports through the Monitor's callback; this module only draws.
 """
 from __future__ import annotations
@@ -44,6 +45,44 @@ def _curve_png(points: list, target: float | None, title: str, total_steps: int)
     return buf.getvalue()
 
 
+_STOP_SUBSHELL: list = []  # the kernel subshell that hears Stop clicks (created once per kernel)
+
+
+def _route_to_subshell(widget: W.Widget) -> None:
+    """Let clicks on `widget` be handled while the cell that trains is still running.
+
+    A kernel handles one shell message at a time, so a click on Stop during the default run (which trains in the
+    cell itself) would wait until training ends.  ipykernel 7 can route a comm's messages to a *subshell*, a
+    second shell thread; we route the Stop button's comm there, and the click sets the flag that the training
+    loop's callback reads.  Without such a kernel (plain Python, older ipykernel) this does nothing: Stop then works
+    for Train reruns, which run in a background thread.
+    """
+    try:
+        from IPython import get_ipython
+
+        kernel = getattr(get_ipython(), "kernel", None)
+        channel = getattr(kernel, "shell_channel_thread", None)
+        comm = getattr(widget, "comm", None)
+        if channel is None or comm is None or not getattr(kernel, "_supports_kernel_subshells", False):
+            return
+        if not _STOP_SUBSHELL:
+            made, done = [], threading.Event()
+
+            def create():  # subshells are created on the shell channel's own thread
+                try:
+                    made.append(channel.manager._create_subshell())
+                finally:
+                    done.set()
+
+            channel.io_loop.add_callback(create)
+            if not done.wait(5) or not made:
+                return
+            _STOP_SUBSHELL.append(made[0])
+        comm._reply_subshell_id = _STOP_SUBSHELL[0]
+    except Exception:  # an optional convenience: never let it break a demo
+        return
+
+
 class LivePlot:
     """Learning curve + progress bar + Stop button.  Pass `plot.callback` as a Monitor callback."""
 
@@ -75,6 +114,8 @@ class LivePlot:
 
     def callback(self, event: dict) -> bool:
         """Monitor callback: record the evaluation, redraw (at most every min_redraw_s), False if Stop was pressed."""
+        if not self.points:  # first evaluation of a run: make Stop clickable while the cell is busy training
+            _route_to_subshell(self.stop_button)
         self.points.append((event["env_steps"], event["eval_mean"], event["eval_std"]))
         self.progress.value = min(int(event["env_steps"]), self.total_steps)
         self.status.value = (f"step {event['env_steps']:,} / {self.total_steps:,} &nbsp;·&nbsp; eval return "
