@@ -169,9 +169,10 @@ def cmd_grade(args) -> int:
         raise UsageError(str(e)) from None
     if not subs:
         raise UsageError(f"no .ipynb notebooks found in {', '.join(args.paths)}")
-    print(f"grading {len(subs)} notebook(s), at most {args.timeout:g} s each", file=sys.stderr, flush=True)
+    print(f"grading {len(subs)} notebook(s), at most {args.timeout:g} s each, {args.jobs} at a time", file=sys.stderr,
+          flush=True)
     rows = grade.grade(args.paths, timeout=args.timeout, cell_timeout=args.cell_timeout,
-                       progress=None if args.quiet else progress)
+                       progress=None if args.quiet else progress, jobs=args.jobs)
     print(grade.table(rows))
     if args.csv:
         grade.write_csv(rows, args.csv)
@@ -220,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=float, default=300, help="seconds per notebook (default 300)")
     g.add_argument("--cell-timeout", type=float, default=120, help="seconds per cell (default 120)")
     g.add_argument("--csv", default="grades.csv", help="write the rows here too (default grades.csv; '' for none)")
+    g.add_argument("--jobs", type=int, default=1, help="notebooks graded at the same time (default 1)")
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
     g.set_defaults(func=cmd_grade)
     return p

@@ -264,17 +264,36 @@ def grade_notebook(path: Path, student: str, timeout: float = 300, cell_timeout:
 
 
 def grade(paths: list[str | Path], timeout: float = 300, cell_timeout: float = 120,
-          progress: Callable[[dict], None] | None = None, exercise_dir: Path = EXERCISE_DIR) -> list[Row]:
-    """Grade every notebook under `paths`; `progress` gets {'student', 'notebook', 'index', 'total', 'rows'}
-    after each notebook."""
+          progress: Callable[[dict], None] | None = None, exercise_dir: Path = EXERCISE_DIR,
+          jobs: int = 1) -> list[Row]:
+    """Grade every notebook under `paths`, `jobs` notebooks at a time (each in its own process and kernel).
+
+    `progress` gets {'student', 'notebook', 'index', 'total', 'rows'} as each notebook finishes.  The rows come
+    back in the order of `find_notebooks` whatever the order of finishing."""
+    from concurrent.futures import ProcessPoolExecutor
+
     subs = find_notebooks(paths)
-    rows: list[Row] = []
-    for k, (student, nb) in enumerate(subs, 1):
-        got = grade_notebook(nb, student, timeout, cell_timeout, exercise_dir)
-        rows.extend(got)
+    results: dict[int, list[Row]] = {}
+
+    def done(k: int, got: list[Row]) -> None:
+        results[k] = got
         if progress:
-            progress({"student": student, "notebook": str(nb), "index": k, "total": len(subs), "rows": got})
-    return rows
+            student, nb = subs[k]
+            progress({"student": student, "notebook": str(nb), "index": len(results), "total": len(subs),
+                      "rows": got})
+
+    if jobs <= 1:
+        for k, (student, nb) in enumerate(subs):
+            done(k, grade_notebook(nb, student, timeout, cell_timeout, exercise_dir))
+    else:
+        from concurrent.futures import as_completed
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(grade_notebook, nb, student, timeout, cell_timeout, exercise_dir): k
+                       for k, (student, nb) in enumerate(subs)}
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+    return [row for k in range(len(subs)) for row in results[k]]
 
 
 # -- reporting --------------------------------------------------------------------------------------------------

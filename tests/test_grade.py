@@ -76,7 +76,8 @@ def graded(tmp_path_factory):
     out_csv = root / "grades.csv"
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = cli.main(["grade", str(root), "--timeout", "120", "--cell-timeout", "8", "--csv", str(out_csv)])
+        status = cli.main(["grade", str(root), "--timeout", "120", "--cell-timeout", "8", "--csv", str(out_csv),
+                           "--jobs", "2"])
     assert status == 0, stderr.getvalue()
     with open(out_csv) as f:
         rows = list(csv.DictReader(f))
