@@ -38,6 +38,11 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 class CheckFailed(AssertionError):
     """A checker's verdict: the message says what is wrong and how to find it."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for it: the verdict alone, without the traceback through the checker's own code
+        (a student's own exception already names its line in the message)."""
+        return [f"\x1b[0;31mCheckFailed\x1b[0m: {self}"]
+
 
 def _is_tensor(x) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
