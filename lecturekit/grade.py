@@ -138,37 +138,36 @@ class _Runner:
         from nbclient import NotebookClient
 
         self.deadline = time.monotonic() + timeout
-        self.cell_timeout = cell_timeout
+        self.timeout, self.cell_timeout = timeout, cell_timeout
         self.dead: str | None = None  # why no more code can run
-        self.last_timeout = int(cell_timeout)
         # a scratch notebook of one cell: every source runs as its cell 0 (the student's notebook stays untouched)
         scratch = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("")])
         self.client = NotebookClient(scratch, kernel_name="python3", allow_errors=True, interrupt_on_timeout=False,
                                      timeout=int(cell_timeout), resources={"metadata": {"path": str(cwd)}})
 
-    def run(self, source: str, index: int):
-        """Run `source` (cell `index` of the student's notebook, for messages); returns (status, outputs) with
+    def run(self, source: str, index: int) -> tuple[str, list, str]:
+        """Run `source` (cell `index` of the student's notebook, for messages); returns (status, outputs, why) with
         status 'ok' (the outputs may hold an error), 'timeout' or 'dead'."""
         import nbformat
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
         if self.dead:
-            return "dead", []
+            return "dead", [], self.dead
         left = self.deadline - time.monotonic()
         if left <= 0:
-            self.dead = "the notebook's time limit was used up before this cell"
-            return "timeout", []
-        self.client.timeout = self.last_timeout = max(1, int(min(self.cell_timeout, left)))
+            return "timeout", [], f"the notebook's time limit ({self.timeout:g} s) was used up before this ran"
+        limit = max(1, int(min(self.cell_timeout, left)))
+        self.client.timeout = limit
         cell = nbformat.v4.new_code_cell(source)
         try:
             self.client.execute_cell(cell, 0)
-            return "ok", cell.outputs
+            return "ok", cell.outputs, ""
         except CellTimeoutError:
             self._recover()
-            return "timeout", cell.outputs
+            return "timeout", cell.outputs, f"it ran longer than {limit} s (endless loop?)"
         except DeadKernelError:
             self.dead = f"the kernel died in cell {index}"
-            return "dead", cell.outputs
+            return "dead", cell.outputs, self.dead
 
     def _recover(self) -> None:
         """Interrupt the looping cell; if the kernel does not answer a trivial cell soon, give it up."""
@@ -194,6 +193,49 @@ def _kernel_env() -> dict:
     return env
 
 
+def _check_source(check: _Check) -> str:
+    # imported afresh under its own name: a student's notebook cannot shadow the checker
+    return f"from lecturekit.checks import check_{check.exercise}\n{check.call}"
+
+
+def _run_cells(runner: _Runner, cells: list, wanted: list[_Check]) -> dict[str, tuple[str, str, float]]:
+    """Run the notebook's cells in order, each check cell as the course's check, then the checks whose cells are
+    missing; {exercise: (result, detail, seconds)}."""
+    by_name = {c.exercise: c for c in wanted}
+    verdicts: dict[str, tuple[str, str, float]] = {}
+    first_error = ""
+
+    def check(c: _Check, index: int, note: str = "") -> None:
+        t0 = time.monotonic()
+        status, out, why = runner.run(_check_source(c), index)
+        if status == "ok":
+            result, detail = _verdict(c, out)
+            if result == "crashed" and first_error:
+                detail += f" ({first_error})"
+        else:
+            result, detail = ("timed out" if status == "timeout" else "crashed"), why
+        verdicts[c.exercise] = (result, "; ".join(filter(None, [detail, note])), round(time.monotonic() - t0, 2))
+
+    for i, cell in enumerate(cells):
+        source = cell.get("source", "") if cell.get("cell_type") == "code" else ""
+        if not source.strip():
+            continue
+        here = [c.exercise for c in checks_in(source) if c.exercise in by_name]
+        for name in here:
+            check(by_name[name], i)
+        if here:
+            continue
+        status, out, _ = runner.run(source, i)
+        err = _error(out)
+        if not first_error and (status == "timeout" or err):
+            first_error = f"cell {i} ran past its time limit first" if status == "timeout" else \
+                f"cell {i} raised {err[0]}: {err[1]} first"
+    for c in wanted:
+        if c.exercise not in verdicts:
+            check(c, len(cells), note="its check cell is missing from the notebook (graded at the end)")
+    return verdicts
+
+
 def grade_notebook(path: Path, student: str, timeout: float = 300, cell_timeout: float = 120,
                    exercise_dir: Path = EXERCISE_DIR) -> list[Row]:
     """Run one submission in a fresh kernel and return one Row per expected exercise."""
@@ -210,57 +252,20 @@ def grade_notebook(path: Path, student: str, timeout: float = 300, cell_timeout:
         names = [c.exercise for c in expected] if expected else ["(notebook)"]
         return [Row(student, name, n, "invalid notebook", why) for n in names]
 
-    found = {c.exercise for cell in cells if cell.get("cell_type") == "code" for c in checks_in(cell.get("source", ""))}
     wanted = expected if expected is not None else [
         c for cell in cells if cell.get("cell_type") == "code" for c in checks_in(cell.get("source", ""))]
-    wanted_names = {c.exercise for c in wanted}
     if not wanted:
-        return [Row(student, name, "(notebook)", "crashed", "no check cell found and no course exercise matches "
-                                                            "the file name")]
-    rows: dict[str, Row] = {}
-    first_error = ""
+        return [Row(student, name, "(notebook)", "crashed",
+                    "no check cell found and no course exercise matches the file name")]
     runner = _Runner(path.parent.resolve(), timeout, cell_timeout)
-
-    def record(check: _Check, status: str, outputs, t0: float, note: str = "") -> None:
-        secs = round(time.monotonic() - t0, 2)
-        if status == "ok":
-            result, detail = _verdict(check, outputs)
-            if result == "crashed" and first_error:
-                detail += f" ({first_error})"
-        elif status == "timeout":
-            result = "timed out"
-            detail = runner.dead or f"the check ran longer than {runner.last_timeout} s (endless loop?)"
-        else:
-            result, detail = "crashed", runner.dead or "the kernel died"
-        rows[check.exercise] = Row(student, name, check.exercise, result, "; ".join(filter(None, [detail, note])),
-                                   secs)
-
-    # the kernel's own log lines (not the student's output, which comes through the cells) would clutter the table
-    with runner.client.setup_kernel(env=_kernel_env(), stderr=subprocess.DEVNULL):
-        for i, cell in enumerate(cells):
-            if cell.get("cell_type") != "code" or not cell.get("source", "").strip():
-                continue
-            here = [c for c in checks_in(cell["source"]) if c.exercise in wanted_names]
-            if here:
-                for c in here:
-                    t0 = time.monotonic()
-                    ref = next(w for w in wanted if w.exercise == c.exercise)
-                    status, out = runner.run(f"from lecturekit.checks import check_{ref.exercise}\n{ref.call}", i)
-                    record(ref, status, out, t0)
-                continue
-            t0 = time.monotonic()
-            status, out = runner.run(cell["source"], i)
-            err = _error(out)
-            if not first_error and status == "timeout" and not runner.dead:
-                first_error = f"cell {i} ran past its time limit first"
-            elif not first_error and err:
-                first_error = f"cell {i} raised {err[0]}: {err[1]} first"
-        for c in wanted:  # check cells the student deleted: run the course's check at the end
-            if c.exercise not in found:
-                t0 = time.monotonic()
-                status, out = runner.run(f"from lecturekit.checks import check_{c.exercise}\n{c.call}", len(cells))
-                record(c, status, out, t0, note="its check cell is missing from the notebook (graded at the end)")
-    return [rows[c.exercise] for c in wanted]
+    try:
+        # the kernel's own log lines (the student's output comes through the cells) would clutter the table
+        with runner.client.setup_kernel(env=_kernel_env(), stderr=subprocess.DEVNULL):
+            verdicts = _run_cells(runner, cells, wanted)
+    except Exception as e:  # the grader's side failed (no kernel, ...): say so in every row, go on with the others
+        why = f"the grader could not run this notebook ({type(e).__name__}: {_first_line(e)})"
+        return [Row(student, name, c.exercise, "crashed", why) for c in wanted]
+    return [Row(student, name, c.exercise, *verdicts[c.exercise]) for c in wanted]
 
 
 def grade(paths: list[str | Path], timeout: float = 300, cell_timeout: float = 120,
