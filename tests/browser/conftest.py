@@ -107,7 +107,7 @@ def browser():
 def page(browser, request):
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
+    pg.set_default_timeout(90_000)  # generous: CI shares its cores with the rest of `make test`
     yield pg
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:
