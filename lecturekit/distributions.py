@@ -60,7 +60,8 @@ def tanh_log_abs_det_jacobian(u: Tensor) -> Tensor:
     return (2.0 * (LOG_2 - u - torch.nn.functional.softplus(-2.0 * u))).sum(-1)
 
 
-def squashed_gaussian_sample(mu: Tensor, log_std: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def squashed_gaussian_sample(mu: Tensor, log_std: Tensor,
+                             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Reparameterized sample a = tanh(u), u = mu + sigma * eps, eps ~ N(0, I); gradients flow into mu and log_std.
 
     Shapes: mu, log_std (..., D) -> (a, u), both (..., D); a lies in (-1, 1).
