@@ -140,7 +140,8 @@ assert gap < 0.1 and J[-1] > J[0]
 # $-(\vartheta^2 + 0.1\,\dot\vartheta^2 + 0.001\,a^2)$ per step, between about $-16.3$ and $0$. Every episode starts
 # at a random angle and lasts 200 steps. That end is a time limit (*truncation*), not a terminal state, so the
 # critic's target still bootstraps from the last state. A policy counts as good here when the mean return of 10
-# evaluation episodes (deterministic actions $\mu_\theta(s)$) reaches **-200**; policies that never swing the pendulum up score between about -1000 and -1700.
+# evaluation episodes (deterministic actions $\mu_\theta(s)$) reaches **-200**; policies that never swing the
+# pendulum up score between about -1000 and -1700.
 #
 # **DDPG** (`lecturekit.algos.ddpg`, on the shared loop of `lecturekit.offpolicy`) puts five pieces together:
 #
