@@ -305,8 +305,9 @@ assert td3_history.solved_at_steps <= 15_000
 # ```
 #
 # (arguments: output file, seeds, steps, worker processes; 25 runs of 15 000 steps, about 10 minutes of CPU time in
-# total, so about 5 minutes with two workers on an idle machine). "Steps to target" is the first evaluation with a mean return of at least -200; "final" is the
-# mean of the last three evaluations, which shows whether a variant also *stays* good.
+# total, so about 5 minutes with two workers on an idle machine). "Steps to target" is the first evaluation with a
+# mean return of at least -200; "final" is the mean of the last three evaluations, which shows whether a variant
+# also *stays* good.
 
 # %% jupyter={"source_hidden": true}
 ABLATION_FILE = Path(lk.__file__).resolve().parent.parent / "notebooks" / "data" / "12_td3_ablation.json"

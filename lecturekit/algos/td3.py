@@ -38,7 +38,7 @@ from lecturekit.offpolicy import (
 
 @dataclass
 class Config(DeterministicConfig):
-    expl_noise: float = 0.2      # exploration noise std (half-range units); with 0.1, 1 of 5 seeds missed -200 in 15k steps
+    expl_noise: float = 0.2      # exploration noise std (half-range units; with 0.1, 1 of 5 seeds missed -200 in 15k)
     target_noise: float = 0.2    # sigma of the target smoothing noise (half-range units); 0 switches fix 2 off
     noise_clip: float = 0.5      # c: the smoothing noise is clipped to [-c, c] (half-range units)
     policy_delay: int = 2        # critic updates per actor / target update; 1 switches fix 3 off

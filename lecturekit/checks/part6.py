@@ -144,7 +144,8 @@ def check_polyak_update(fn) -> None:
                 c.fail(name, expected=f"source.{k} unchanged: {describe(before_s[k])}",
                        got=f"source.{k} became {describe(p.detach())}",
                        hint="your update changed the SOURCE network. Only the target moves: write the result into "
-                            "the target's parameters, e.g. p_targ.mul_(1 - tau).add_(tau * p_src), not p_src.mul_(tau).")
+                            "the target's parameters, e.g. p_targ.mul_(1 - tau).add_(tau * p_src), "
+                            "not p_src.mul_(tau).")
         for k, p in target.named_parameters():
             if ids[k] != id(p):
                 c.fail(name, expected=f"target.{k} updated in place", got="a new Parameter object",
