@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e .
 	@touch $(STAMP)
 
+# Jupyter refuses to run as root unless told to (containers, CI machines).
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup  ## start JupyterLab on the course map
-	$(VENV)/bin/jupyter lab notebooks/00_course_map.ipynb
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/00_course_map.ipynb
 
 test: setup browser-check  ## unit tests, course consistency, nbval over notebooks/ and solutions/, browser
 	$(PY) -m pytest -n $(WORKERS) --dist loadfile --nbval-lax --nbval-current-env -q tests notebooks solutions
