@@ -11,12 +11,16 @@ truncated episode bootstraps from (a terminated one does not).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from lecturekit.returns import bootstrapped_returns, gae
+
+if TYPE_CHECKING:
+    from lecturekit.monitor import History, Monitor
 
 
 @dataclass
@@ -117,3 +121,22 @@ def collect(envs, agent, state: EnvState, T: int) -> Rollout:
             state.obs = np.asarray(next_obs, dtype=np.float32)
         last_value = agent.value(torch.as_tensor(state.obs)).numpy().astype(np.float64)
     return Rollout(obs_buf, act_buf, logp_buf, val_buf, rew, term, trunc, valid, last_value)
+
+
+def run(envs, model, mon: "Monitor", n_steps: int, seed: int, update: Callable[[Rollout, int], dict],
+        act_fn: Callable) -> "History":
+    """The loop every on-policy method of the course shares (A2C, TRPO, PPO): collect T = n_steps steps from the N
+    environments, `update(rollout, env_steps_before) -> diagnostics`, log them, evaluate, stop when the Monitor says
+    so.  Only `update` differs between the algorithms.  Closes `envs`; returns the Monitor's History."""
+    state, env_steps = start(envs, seed), 0
+    try:
+        while True:
+            ro = collect(envs, model, state, n_steps)
+            stats = update(ro, env_steps)
+            env_steps += envs.num_envs * n_steps
+            mon.log(env_steps, **stats)
+            if mon.should_stop(env_steps, act_fn):
+                break
+    finally:
+        envs.close()
+    return mon.finish(model)

@@ -26,7 +26,7 @@ from lecturekit.algos import Algo
 from lecturekit.envs import make_vec
 from lecturekit.monitor import History, Monitor
 from lecturekit.nets import ActorCritic
-from lecturekit.rollout import Rollout, collect, start
+from lecturekit.rollout import Rollout, run
 
 
 @dataclass
@@ -174,8 +174,9 @@ def greedy_act_fn(model: ActorCritic, act_space: gym.Space):
         low, high = act_space.low, act_space.high
 
     def act(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            a = model.act(torch.as_tensor(obs, dtype=torch.float32), deterministic=True)[0].numpy()
+        with torch.no_grad():  # the actor alone: arg max of the logits, or the Gaussian mean
+            out = model.pi(torch.as_tensor(obs, dtype=torch.float32))
+            a = out.argmax(-1).numpy() if model.discrete else out.numpy()
         if rescale:
             a = np.clip(low + (a + 1.0) * 0.5 * (high - low), low, high)
         return a
@@ -195,18 +196,7 @@ def train(env_id: str, cfg: A2CConfig | None = None, *, steps: int = 200_000, se
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
     mon = Monitor("a2c", env_id, seed, steps, target, eval_every, eval_episodes, callback, config=cfg)
-    state = start(envs, seed)
-    env_steps = 0
-    try:
-        while True:
-            ro = collect(envs, model, state, cfg.n_steps)
-            env_steps += cfg.n_envs * cfg.n_steps
-            mon.log(env_steps, **update(model, opt, ro, cfg))
-            if mon.should_stop(env_steps, act_fn):
-                break
-    finally:
-        envs.close()
-    return mon.finish(model)
+    return run(envs, model, mon, cfg.n_steps, seed, lambda ro, _: update(model, opt, ro, cfg), act_fn)
 
 
 ALGOS = [Algo(name="a2c", train=train, config=A2CConfig, bench_env="CartPole-v1", bench_target=475.0,

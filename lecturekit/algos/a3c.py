@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import queue
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.multiprocessing as mp
 

@@ -34,7 +34,7 @@ from lecturekit.algos.a2c import explained_variance, greedy_act_fn, make_envs
 from lecturekit.distributions import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
 from lecturekit.monitor import History, Monitor
 from lecturekit.nets import ActorCritic
-from lecturekit.rollout import Rollout, collect, start
+from lecturekit.rollout import Rollout, run
 
 
 @dataclass
@@ -184,19 +184,6 @@ def update(model: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, cfg: Con
 
 
 # --- training loop ------------------------------------------------------------------------------------------------
-def eval_act_fn(model: ActorCritic, act_space):
-    """Deterministic actions for evaluation: arg max of the logits (actor only, no critic call), or the Gaussian
-    mean mapped from [-1, 1] units to the environment's bounds (evaluation envs are not rescaled)."""
-    if not model.discrete:
-        return greedy_act_fn(model, act_space)
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model.pi(torch.as_tensor(obs, dtype=torch.float32)).argmax(-1).numpy()
-
-    return act
-
-
 def train(env_id: str, cfg: Config | None = None, *, steps: int = 100_000, seed: int = 0,
           target: float | None = None, eval_every: int | None = None, eval_episodes: int | None = None,
           callback=None) -> History:
@@ -211,21 +198,15 @@ def train(env_id: str, cfg: Config | None = None, *, steps: int = 100_000, seed:
     envs = make_envs(env_id, cfg.n_envs)
     model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    act_fn = eval_act_fn(model, envs.unwrapped.single_action_space)
+    act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
     mon = Monitor("ppo", env_id, seed, steps, target, eval_every, eval_episodes, callback, config=cfg)
-    state, env_steps = start(envs, seed), 0
-    try:
-        while True:
-            if cfg.anneal_lr:
-                opt.param_groups[0]["lr"] = cfg.lr * max(0.0, 1.0 - env_steps / steps)
-            ro = collect(envs, model, state, cfg.n_steps)
-            env_steps += cfg.n_envs * cfg.n_steps
-            mon.log(env_steps, **update(model, opt, ro, cfg, gen), lr=opt.param_groups[0]["lr"])
-            if mon.should_stop(env_steps, act_fn):
-                break
-    finally:
-        envs.close()
-    return mon.finish(model)
+
+    def ppo_update(ro: Rollout, env_steps: int) -> dict:
+        if cfg.anneal_lr:
+            opt.param_groups[0]["lr"] = cfg.lr * max(0.0, 1.0 - env_steps / steps)
+        return {**update(model, opt, ro, cfg, gen), "lr": opt.param_groups[0]["lr"]}
+
+    return run(envs, model, mon, cfg.n_steps, seed, ppo_update, act_fn)
 
 
 ALGOS = [Algo(name="ppo", train=train, config=Config, bench_env="CartPole-v1", bench_target=475.0,

@@ -27,7 +27,7 @@ from lecturekit.algos import Algo
 from lecturekit.algos.a2c import greedy_act_fn, make_envs, value_loss
 from lecturekit.monitor import History, Monitor
 from lecturekit.nets import ActorCritic
-from lecturekit.rollout import collect, start
+from lecturekit.rollout import run
 
 
 @dataclass
@@ -166,17 +166,7 @@ def train(env_id: str, cfg: Config | None = None, *, steps: int, seed: int = 0, 
     vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr)
     act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
     mon = Monitor("trpo", env_id, seed, steps, target, eval_every, eval_episodes, callback, asdict(cfg))
-    state, env_steps = start(envs, seed), 0
-    try:
-        while True:
-            ro = collect(envs, model, state, cfg.n_steps)
-            env_steps += cfg.n_steps * cfg.n_envs
-            mon.log(env_steps, **update(model, vf_opt, ro, cfg, gen))
-            if mon.should_stop(env_steps, act_fn):
-                break
-    finally:
-        envs.close()
-    return mon.finish(model)
+    return run(envs, model, mon, cfg.n_steps, seed, lambda ro, _: update(model, vf_opt, ro, cfg, gen), act_fn)
 
 
 ALGOS = [Algo(name="trpo", train=train, config=Config, bench_env="CartPole-v1", bench_target=475.0,
