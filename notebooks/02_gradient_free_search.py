@@ -102,7 +102,7 @@ BUDGET, SEEDS = 100_000, (0, 1, 2)
 runs = {name: [gf.search(name, "CartPole-v1", steps=BUDGET, seed=s, target=475.0, eval_every=2500) for s in SEEDS]
         for name in gf.METHODS}
 
-# %%
+# %% jupyter={"source_hidden": true}
 grid = np.linspace(0, BUDGET, 201)
 
 

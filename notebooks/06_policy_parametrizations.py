@@ -202,7 +202,7 @@ runs[False] = train_bandit(None, state_std=False, lr=1e-2)
 # The curve shows the return of the *mean* action (no sampling), which approaches 0 as $\mu(s)$ approaches $s/2$.
 # Now the spreads, against the closed-form optimum:
 
-# %%
+# %% jupyter={"source_hidden": true}
 s_grid = np.linspace(-1, 1, 41, dtype=np.float32)
 sigma_star = np.sqrt(alpha / (2 * weight(s_grid)))
 sigma_shared = np.sqrt(alpha / (2 * np.mean(weight(np.linspace(-1, 1, 100_001)))))

@@ -46,7 +46,7 @@ from lecturekit.distributions import (
 # \operatorname{atanh}(a)$); the counts must agree with it up to sampling noise. The naive density that forgets the
 # correction, $\mathcal{N}(\operatorname{atanh}(a); \mu, \sigma^2)$, is drawn too.
 
-# %%
+# %% jupyter={"source_hidden": true}
 settings = [(0.0, 0.5), (0.0, 1.5), (1.0, 0.8)]  # (mu, sigma); sigma = 1.5 piles mass near the bounds
 n = 1_000_000
 gen = torch.Generator().manual_seed(0)

@@ -113,7 +113,7 @@ print("measured:", bench["meta"]["date"], "on", bench["meta"]["machine"])
 # Each of the lecture's rows, with the course's implementation(s) of it, the task it was benchmarked on, the seeds
 # that reached the target within the budget, and the median (worst) environment steps and seconds to the target.
 
-# %%
+# %% jupyter={"source_hidden": true}
 LECTURE_ROWS = [
     ("REINFORCE", ["reinforce"], "toy problems, teaching", "simple; very high variance"),
     ("Actor-Critic", ["a2c", "a3c"], "small/medium tasks", "lower variance; still sample-inefficient"),
