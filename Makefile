@@ -15,9 +15,11 @@ PLAYWRIGHT := $(shell sed -n 's/^browser = \["\(playwright==[^"]*\)"\].*/\1/p' p
 
 setup: $(STAMP)  ## create .venv and install the course (fast when already done)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml lab/overrides.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	@# JupyterLab defaults for the course: start the notebook's kernel without asking, no news pop-up
+	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lab/overrides.json $(VENV)/share/jupyter/lab/settings/
 	@touch $(STAMP)
 
 # Jupyter refuses to run as root unless told to (containers, CI machines).
