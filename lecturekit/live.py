@@ -233,3 +233,69 @@ def demo(train_fn: Callable, knobs: dict | None = None, total_steps: int = 100_0
     history = d.run()
     history.demo = d
     return history
+
+
+def _sweep_png(curves: dict, target: float | None, title: str, total_steps: int) -> bytes:
+    fig = Figure(figsize=(6.4, 3.2), dpi=80)
+    ax = fig.add_subplot()
+    colors: dict = {}
+    for key, points in curves.items():
+        group = key[0] if isinstance(key, tuple) else key
+        color = colors.setdefault(group, f"C{len(colors) % 10}")
+        if points:
+            x, m = zip(*points)
+            first = str(group) not in ax.get_legend_handles_labels()[1]
+            ax.plot(x, m, "-", color=color, alpha=0.8, label=str(group) if first else None)
+    if target is not None:
+        ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:g}")
+    ax.set_xlim(0, total_steps)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def sweep(runs: dict, steps_per_run: int, target: float | None = None, title: str = "") -> dict:
+    """Several training runs one after the other (seeds, ablations), shown live: one progress bar over all of them,
+    a learning curve per run (one colour per first element of the run's key), and a Stop button that ends the
+    current run and skips the rest.
+
+    runs: {key: fn(callback) -> History}, e.g. {("A2C", 0): lambda cb: a2c.train(..., seed=0, callback=cb)}.
+    Returns {key: History} for the runs that ran, in order.
+    """
+    total = steps_per_run * len(runs)
+    plot = LivePlot(total, target, title)  # its progress bar, status line, Stop button and image
+    plot.progress.max = total
+    display(plot.widget)
+    curves: dict = {key: [] for key in runs}
+    results: dict = {}
+    for i, (key, fn) in enumerate(runs.items()):
+        if plot.stop_requested:
+            break
+
+        def callback(event, key=key, offset=i * steps_per_run):
+            curves[key].append((event["env_steps"], event["eval_mean"]))
+            plot.progress.value = min(offset + int(event["env_steps"]), total)
+            plot.status.value = (f"run {len(results) + 1} of {len(runs)} ({key}): step {event['env_steps']:,}, "
+                                 f"eval return {event['eval_mean']:.1f} &nbsp;·&nbsp; {event['wall_s']:.1f} s")
+            now = time.perf_counter()
+            if now - plot._last_draw >= plot.min_redraw_s:
+                plot.image.value = _sweep_png(curves, target, title, steps_per_run)
+                plot._last_draw = now
+            return not plot.stop_requested
+
+        if i == 0:
+            _route_to_subshell(plot.stop_button)
+        results[key] = fn(callback)
+        plot.progress.value = (i + 1) * steps_per_run
+    plot.image.value = _sweep_png(curves, target, title, steps_per_run)
+    plot.progress.bar_style = "warning" if plot.stop_requested else "success"
+    plot.status.value = (f"stopped by you after {len(results)} of {len(runs)} runs" if plot.stop_requested
+                         else f"done: {len(results)} runs")
+    return results

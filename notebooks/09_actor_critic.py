@@ -357,10 +357,14 @@ assert h1 > h0
 
 # %%
 SEEDS = [0, 1, 2]
-runs = {"A2C": [], "REINFORCE": []}
+jobs = {}
 for seed in SEEDS:
-    runs["A2C"].append(a2c.train("CartPole-v1", steps=100_000, seed=seed, target=475, eval_every=2048))
-    runs["REINFORCE"].append(reinforce.train("CartPole-v1", steps=150_000, seed=seed, target=475, eval_every=2048))
+    jobs["A2C", seed] = lambda cb, seed=seed: a2c.train("CartPole-v1", steps=100_000, seed=seed, target=475,
+                                                        eval_every=2048, callback=cb)
+    jobs["REINFORCE", seed] = lambda cb, seed=seed: reinforce.train("CartPole-v1", steps=150_000, seed=seed,
+                                                                    target=475, eval_every=2048, callback=cb)
+finished = live.sweep(jobs, steps_per_run=150_000, target=475, title="A2C vs REINFORCE, 3 seeds each")
+runs = {name: [finished[name, seed] for seed in SEEDS] for name in ("A2C", "REINFORCE")}
 
 fig, ax = plt.subplots(figsize=(7, 3.5))
 for k, (name, hs) in enumerate(runs.items()):

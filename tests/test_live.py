@@ -43,3 +43,28 @@ def test_knob_specs():
     assert isinstance(live.knob_widget("n", (1, 16, 1, 8)), W.IntSlider)
     assert isinstance(live.knob_widget("opt", ["adam", "sgd"]), W.Dropdown)
     assert isinstance(live.knob_widget("norm", True), W.Checkbox)
+
+
+def test_sweep_runs_every_run_and_stop_skips_the_rest(monkeypatch):
+    res = live.sweep({("a", 0): lambda cb: fake_train(cb, lr=0.5), ("b", 0): lambda cb: fake_train(cb, lr=0.2)},
+                     steps_per_run=30, target=1.0, title="t")
+    assert list(res) == [("a", 0), ("b", 0)] and res["a", 0].final_return == 1.5
+
+    shown = []
+    monkeypatch.setattr(live, "display", shown.append)
+    started = []
+
+    def press_stop_then_train(cb):
+        started.append("x")
+        plot_widget = shown[-1]
+        stop_button = plot_widget.children[0].children[1]
+        stop_button.click()  # Stop pressed during the first run
+        return fake_train(cb)
+
+    def never(cb):
+        started.append("y")
+        return fake_train(cb)
+
+    res = live.sweep({"x": press_stop_then_train, "y": never}, steps_per_run=30)
+    assert started == ["x"] and list(res) == ["x"] and res["x"].stopped == "user"
+    assert "stopped by you after 1 of 2 runs" in shown[-1].children[1].value
