@@ -16,13 +16,11 @@ import lecturekit as lk
 
 lk.notebook_setup(seed=0)
 
-import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import display
 
-from lecturekit import baselines
+from lecturekit import baselines, live
 from lecturekit.mdp import TabularMDP, small_mdp
 
 # %% [markdown]
@@ -183,23 +181,11 @@ assert ratio > 2
 from lecturekit.algos import reinforce
 
 seeds, budget = [0, 1, 2], 50_000
-progress = W.IntProgress(min=0, max=3 * len(seeds) * budget, description="training")
-status = W.HTML()
-display(W.VBox([progress, status]))
-runs = {}
-for b in ["none", "mean", "value"]:
-    for seed in seeds:
-        done = progress.value
-
-        def report(event, b=b, seed=seed, done=done):
-            progress.value = done + min(event["env_steps"], budget)
-            status.value = f"baseline <b>{b}</b>, seed {seed}: step {event['env_steps']:,}, " \
-                           f"eval return {event['eval_mean']:.0f}"
-
-        runs[b, seed] = reinforce.train("CartPole-v1", reinforce.Config(baseline=b), steps=budget, seed=seed,
-                                        eval_every=5000, eval_episodes=10, callback=report)
-        progress.value = done + budget
-status.value = "done"
+jobs = {(b, seed): (lambda cb, b=b, seed=seed: reinforce.train(
+            "CartPole-v1", reinforce.Config(baseline=b), steps=budget, seed=seed, eval_every=5000, eval_episodes=10,
+            callback=cb))
+        for b in ["none", "mean", "value"] for seed in seeds}
+runs = live.sweep(jobs, steps_per_run=budget, target=475, title="REINFORCE on CartPole: baseline none / mean / value")
 
 
 def steps_to_solve(h, target=475):
