@@ -23,13 +23,11 @@ from IPython.display import display
 from matplotlib.figure import Figure
 
 
-def _curve_png(points: list, target: float | None, title: str, total_steps: int) -> bytes:
+def _axes_png(draw, target: float | None, title: str, total_steps: int) -> bytes:
+    """A learning-curve figure as PNG bytes: `draw(ax)` plots the curves; target line, labels and legend here."""
     fig = Figure(figsize=(6.4, 3.2), dpi=80)
     ax = fig.add_subplot()
-    if points:
-        x, m, s = (np.array(v, dtype=float) for v in zip(*points))
-        ax.plot(x, m, "o-", ms=3, color="C0", label="eval return (mean)")
-        ax.fill_between(x, m - s, m + s, color="C0", alpha=0.2)
+    draw(ax)
     if target is not None:
         ax.axhline(target, color="C2", ls="--", lw=1, label=f"target {target:g}")
     ax.set_xlim(0, total_steps)
@@ -43,6 +41,18 @@ def _curve_png(points: list, target: float | None, title: str, total_steps: int)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def _curve_png(points: list, target: float | None, title: str, total_steps: int) -> bytes:
+    """One run: mean evaluation return with a +- std band."""
+
+    def draw(ax):
+        if points:
+            x, m, s = (np.array(v, dtype=float) for v in zip(*points))
+            ax.plot(x, m, "o-", ms=3, color="C0", label="eval return (mean)")
+            ax.fill_between(x, m - s, m + s, color="C0", alpha=0.2)
+
+    return _axes_png(draw, target, title, total_steps)
 
 
 _STOP_SUBSHELL: list = []  # the kernel subshell that hears Stop clicks (created once per kernel)
@@ -236,29 +246,19 @@ def demo(train_fn: Callable, knobs: dict | None = None, total_steps: int = 100_0
 
 
 def _sweep_png(curves: dict, target: float | None, title: str, total_steps: int) -> bytes:
-    fig = Figure(figsize=(6.4, 3.2), dpi=80)
-    ax = fig.add_subplot()
-    colors: dict = {}
-    for key, points in curves.items():
-        group = key[0] if isinstance(key, tuple) else key
-        color = colors.setdefault(group, f"C{len(colors) % 10}")
-        if points:
-            x, m = zip(*points)
-            first = str(group) not in ax.get_legend_handles_labels()[1]
-            ax.plot(x, m, "-", color=color, alpha=0.8, label=str(group) if first else None)
-    if target is not None:
-        ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:g}")
-    ax.set_xlim(0, total_steps)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    """Several runs: one line each, one colour per first element of the run's key (e.g. the method)."""
+
+    def draw(ax):
+        colors: dict = {}
+        for key, points in curves.items():
+            group = key[0] if isinstance(key, tuple) else key
+            color = colors.setdefault(group, f"C{len(colors) % 10}")
+            if points:
+                x, m = zip(*points)
+                first = str(group) not in ax.get_legend_handles_labels()[1]
+                ax.plot(x, m, "-", color=color, alpha=0.8, label=str(group) if first else None)
+
+    return _axes_png(draw, target, title, total_steps)
 
 
 def sweep(runs: dict, steps_per_run: int, target: float | None = None, title: str = "") -> dict:
