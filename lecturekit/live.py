@@ -299,3 +299,12 @@ def sweep(runs: dict, steps_per_run: int, target: float | None = None, title: st
     plot.status.value = (f"stopped by you after {len(results)} of {len(runs)} runs" if plot.stop_requested
                          else f"done: {len(results)} runs")
     return results
+
+
+def watch(train_fn: Callable, total_steps: int, target: float | None = None, title: str = ""):
+    """One run shown live (curve, progress bar, Stop) without knobs: `train_fn(callback) -> History`."""
+    plot = LivePlot(total_steps, target, title)
+    display(plot.widget)
+    history = train_fn(plot.callback)
+    plot.finish(history)
+    return history

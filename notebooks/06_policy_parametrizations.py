@@ -73,7 +73,9 @@ print("score of action 0:", softmax_score(h, 0).round(4), "(sums to 0: probabili
 # right as a function of the pole's angle and angular velocity (cart at rest in the middle).
 
 # %%
-h_cart = reinforce.train("CartPole-v1", reinforce.Config(), steps=100_000, seed=0, target=475, eval_every=4000)
+h_cart = live.watch(lambda cb: reinforce.train("CartPole-v1", reinforce.Config(), steps=100_000, seed=0, target=475,
+                                                eval_every=4000, callback=cb),
+                    total_steps=100_000, target=475, title="REINFORCE, softmax policy on CartPole")
 print(h_cart.summary())
 assert h_cart.solved
 

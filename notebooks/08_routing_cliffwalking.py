@@ -197,8 +197,9 @@ plt.tight_layout(), plt.show()
 # where the goal is. (We saw this with several step sizes, discounts, time limits and network sizes, in runs of up to 280 000 steps.)
 
 # %%
-plain = cliffwalk.train(cliffwalk.config(ent_coef=0.0), exploring_starts=False, steps=60_000, seed=0,
-                        eval_every=20_000)
+plain = live.watch(lambda cb: cliffwalk.train(cliffwalk.config(ent_coef=0.0), exploring_starts=False, steps=60_000,
+                                              seed=0, eval_every=20_000, callback=cb),
+                   total_steps=60_000, target=-17, title="plain REINFORCE on Cliff Walking")
 plain_cells, plain_ret, plain_reached = cliff.greedy_path(cliffwalk.greedy_policy(plain))
 moves = np.bincount(cliff.greedy_actions(cliffwalk.greedy_policy(plain))[:3].ravel(), minlength=4)
 print(f"plain REINFORCE after {plain.env_steps:,} steps: greedy walk reaches the goal: {plain_reached}; mean return "

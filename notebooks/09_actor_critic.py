@@ -231,7 +231,8 @@ assert np.abs(A_hat - A_exact[:4]).max() < 0.03
 # compare the targets on every step whose episode ends inside the rollout.
 
 # %%
-half = a2c.train("CartPole-v1", steps=60_000, seed=0, target=150, eval_every=2048)
+half = live.watch(lambda cb: a2c.train("CartPole-v1", steps=60_000, seed=0, target=150, eval_every=2048, callback=cb),
+                  total_steps=60_000, target=150, title="A2C trained half-way (to 150)")
 print(f"half-trained in {half.env_steps} steps: greedy return {half.final_return:.0f}")
 assert half.solved
 
@@ -333,8 +334,9 @@ assert hist_a2c.solved and hist_a2c.solved_at_steps <= 60_000
 # final sharpening; on tasks where an early, confident policy gets stuck, it is what keeps exploration going.
 
 # %%
-with_bonus = a2c.train("CartPole-v1", a2c.A2CConfig(entropy_coef=0.05), steps=hist_a2c.env_steps, seed=0,
-                       eval_every=2048)
+with_bonus = live.watch(lambda cb: a2c.train("CartPole-v1", a2c.A2CConfig(entropy_coef=0.05), steps=hist_a2c.env_steps,
+                                             seed=0, eval_every=2048, callback=cb),
+                        total_steps=hist_a2c.env_steps, title="A2C with an entropy bonus c_H = 0.05")
 fig, ax = plt.subplots(figsize=(6, 3))
 for h, label in [(hist_a2c, "c_H = 0"), (with_bonus, "c_H = 0.05")]:
     ax.plot(h.logs["env_steps"], h.logs["entropy"], label=label)

@@ -478,8 +478,12 @@ assert np.all(max_kl["lr 2e-2, no clipping"] > 10 * max_kl["lr 2e-2"])
 # while the notebook runs (shared CPUs make it noisy).
 
 # %%
-hist_a2c = a2c.train("CartPole-v1", steps=100_000, seed=0, target=475.0, eval_every=2048)
-hist_trpo = trpo.train("CartPole-v1", steps=100_000, seed=0, target=475.0, eval_every=2048)
+others = live.sweep({"A2C": lambda cb: a2c.train("CartPole-v1", steps=100_000, seed=0, target=475.0, eval_every=2048,
+                                                   callback=cb),
+                      "TRPO": lambda cb: trpo.train("CartPole-v1", steps=100_000, seed=0, target=475.0,
+                                                    eval_every=2048, callback=cb)},
+                     steps_per_run=100_000, target=475.0, title="A2C and TRPO, seed 0")
+hist_a2c, hist_trpo = others["A2C"], others["TRPO"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
 for h, name in [(ablation_runs["default", 0], "PPO"), (hist_a2c, "A2C"), (hist_trpo, "TRPO")]:
     walls = [e[1] for e in h.evals]
@@ -515,7 +519,9 @@ assert hist_a2c.solved and hist_trpo.solved and ablation_runs["default", 0].solv
 # ### The CartPole settings fail
 
 # %%
-hist_cp_cfg = ppo.train("Pendulum-v1", ppo.Config(), steps=32_768, seed=0, eval_every=8192, eval_episodes=10)
+hist_cp_cfg = live.watch(lambda cb: ppo.train("Pendulum-v1", ppo.Config(), steps=32_768, seed=0, eval_every=8192,
+                                              eval_episodes=10, callback=cb),
+                         total_steps=32_768, target=-300, title="PPO, CartPole settings, on Pendulum")
 print("CartPole defaults on Pendulum, eval returns:", [round(e[2]) for e in hist_cp_cfg.evals])
 assert hist_cp_cfg.best_return < -900
 
@@ -558,7 +564,9 @@ assert hist_cp_cfg.best_return < -900
 
 # %%
 cfg_few_steps = dataclasses.replace(ppo.PENDULUM, epochs=4, minibatches=4)
-hist_few = ppo.train("Pendulum-v1", cfg_few_steps, steps=32_768, seed=0, eval_every=8192, eval_episodes=10)
+hist_few = live.watch(lambda cb: ppo.train("Pendulum-v1", cfg_few_steps, steps=32_768, seed=0, eval_every=8192,
+                                           eval_episodes=10, callback=cb),
+                      total_steps=32_768, target=-300, title="PPO, Pendulum preset with 4 x 4 minibatch steps")
 print("preset with 4 epochs x 4 minibatches, eval returns:", [round(e[2]) for e in hist_few.evals])
 assert not hist_few.solved and hist_few.best_return < -700
 

@@ -68,3 +68,8 @@ def test_sweep_runs_every_run_and_stop_skips_the_rest(monkeypatch):
     res = live.sweep({"x": press_stop_then_train, "y": never}, steps_per_run=30)
     assert started == ["x"] and list(res) == ["x"] and res["x"].stopped == "user"
     assert "stopped by you after 1 of 2 runs" in shown[-1].children[1].value
+
+
+def test_watch_shows_one_run_and_returns_its_history():
+    h = live.watch(lambda cb: fake_train(cb, lr=0.5), total_steps=30, target=1.0, title="t")
+    assert h.final_return == 1.5 and h.solved
