@@ -38,19 +38,19 @@ test-notebooks: setup
 	$(PY) -m pytest -n $(WORKERS) --dist loadfile --nbval-lax --nbval-current-env -q notebooks solutions
 
 sync: setup  ## write the .ipynb of every .py notebook (no outputs)
-	$(PY) -m lecturekit.authoring sync
+	$(PY) -m lecturekit.course.authoring sync
 
 exercises: setup  ## regenerate exercises/ from solutions/
-	$(PY) -m lecturekit.authoring exercises
+	$(PY) -m lecturekit.course.authoring exercises
 
 check: setup  ## report notebook pairs or exercises that are out of date
-	$(PY) -m lecturekit.authoring check
+	$(PY) -m lecturekit.course.authoring check
 
 bench: setup  ## every algorithm on its benchmark task, 5 seeds; writes bench/results.{json,md}
 	$(PY) -m lecturekit bench --seeds 5 --out bench
 
 html: setup  ## execute every lecture notebook and write the course as a static site: site/index.html
-	$(PY) -m lecturekit.site --out site --jobs $(WORKERS)
+	$(PY) -m lecturekit.course.site --out site --jobs $(WORKERS)
 
 browser-deps: setup  ## what tests/browser needs: Debian's chromium + libjs-mathjax (apt-get, as root) and Playwright
 	@if [ ! -x $(CHROMIUM) ] || [ ! -f /usr/share/javascript/mathjax/MathJax.js ]; then \

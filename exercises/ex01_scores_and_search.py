@@ -86,7 +86,7 @@ check_finite_difference_gradient(finite_difference_gradient)
 # objective is a smooth function of the logits, so they should agree closely.
 
 # %% tags=["uses-answer"]
-from lecturekit.mdp import small_mdp
+from lecturekit.tabular.mdp import small_mdp
 
 mdp = small_mdp()
 theta0 = np.random.default_rng(0).normal(size=(mdp.n_states, mdp.n_actions))
@@ -131,7 +131,7 @@ check_cem_update(cem_update)
 # %% tags=["uses-answer"]
 from lecturekit.algos.gradient_free import population_returns
 from lecturekit.envs import make_vec
-from lecturekit.monitor import evaluate
+from lecturekit.evaluation import evaluate
 from lecturekit.policies import LinearAgent, LinearPolicy
 
 rng = np.random.default_rng(0)

@@ -1,5 +1,5 @@
 import sys
 
-from lecturekit.cli import main
+from lecturekit.course.cli import main
 
 sys.exit(main())

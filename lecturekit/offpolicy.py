@@ -46,7 +46,7 @@ from torch import Tensor, nn
 import lecturekit
 from lecturekit.buffers import Batch, ReplayBuffer
 from lecturekit.envs import make_vec
-from lecturekit.monitor import History, Monitor
+from lecturekit.evaluation import History, Monitor
 from lecturekit.nets import mlp, space_dims
 
 

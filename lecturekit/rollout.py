@@ -20,7 +20,7 @@ from torch import Tensor
 from lecturekit.returns import bootstrapped_returns, gae
 
 if TYPE_CHECKING:
-    from lecturekit.monitor import History, Monitor
+    from lecturekit.evaluation import History, Monitor
 
 
 @dataclass

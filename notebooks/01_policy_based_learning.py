@@ -26,7 +26,7 @@ import torch
 from IPython.display import display
 
 from lecturekit.policies import gaussian_score, softmax, softmax_score
-from lecturekit.routing import brute_force_tsp, random_instances
+from lecturekit.applications.routing import brute_force_tsp, random_instances
 
 # %% [markdown]
 # ## 1. Two ways to act

@@ -15,7 +15,7 @@ lk.notebook_setup(seed=0)
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lecturekit import live
+from lecturekit.course import live
 from lecturekit.algos import gradient_free as gf
 from lecturekit.envs import make_vec
 from lecturekit.policies import LinearPolicy

@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lecturekit.estimators import per_episode_gradients, surrogate_gradient, tabular_softmax_score
-from lecturekit.mdp import discounted_return, small_mdp
+from lecturekit.tabular.estimators import per_episode_gradients, surrogate_gradient, tabular_softmax_score
+from lecturekit.tabular.mdp import discounted_return, small_mdp
 
 # %% [markdown]
 # ## 1. A small MDP with a known model
@@ -122,7 +122,7 @@ assert np.allclose(grad_log_P.numpy(), tabular_softmax_score(theta, states, acti
 # ## 3. The Monte Carlo score-function estimate
 #
 # Average $\big(\sum_t \nabla \log \pi_\theta(a_t\mid s_t)\big) R(\tau)$ over the sampled episodes
-# (`lecturekit.estimators`): each episode gives one gradient sample $g_i$, and the estimate is their mean.
+# (`lecturekit.tabular.estimators`): each episode gives one gradient sample $g_i$, and the estimate is their mean.
 # Its standard error per coordinate is $\mathrm{std}(g)/\sqrt{N}$. With all 40 960 episodes the estimate should
 # agree with the exact gradient to within a few standard errors in every coordinate, and to a few percent overall.
 

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lecturekit import live
+from lecturekit.course import live
 from lecturekit.algos import reinforce
 from lecturekit.returns import discounted_returns
 
@@ -88,8 +88,8 @@ assert np.isclose(G_cartpole[0], (1 - 0.99 ** 200) / (1 - 0.99)) and G_cartpole[
 # well-known bias towards the near future that works well in practice.
 
 # %%
-from lecturekit import estimators
-from lecturekit.mdp import small_mdp
+from lecturekit.tabular import estimators
+from lecturekit.tabular.mdp import small_mdp
 
 mdp = small_mdp()
 theta = torch.tensor(np.random.default_rng(1).normal(size=(mdp.n_states, mdp.n_actions)))

@@ -20,8 +20,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lecturekit import baselines, live
-from lecturekit.mdp import TabularMDP, small_mdp
+from lecturekit.tabular import baselines
+from lecturekit.course import live
+from lecturekit.tabular.mdp import TabularMDP, small_mdp
 
 # %% [markdown]
 # ## 1. Why a baseline cannot bias the gradient

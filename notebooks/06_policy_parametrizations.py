@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lecturekit import live
+from lecturekit.course import live
 from lecturekit.algos import reinforce
 from lecturekit.distributions import gaussian_log_prob
 from lecturekit.policies import gaussian_score, softmax, softmax_score

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import lecturekit.envs  # noqa: F401  (registers the course environments)
-from lecturekit import live
+from lecturekit.course import live
 from lecturekit.algos import reinforce
 from lecturekit.envs import inventory, pricing
 

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 import lecturekit.envs  # noqa: F401  (registers lecturekit/CliffWalkingOneHot-v0)
-from lecturekit import cliffwalk, live, routing
+from lecturekit.applications import cliffwalk, routing
+from lecturekit.course import live
 from lecturekit.envs import cliff
 
 # %% [markdown]
@@ -210,7 +211,7 @@ assert not plain_reached
 # %% [markdown]
 # ### Two small changes
 #
-# `lecturekit.cliffwalk` runs the same REINFORCE (`lecturekit.algos.reinforce`: episodes, returns-to-go, the loss,
+# `lecturekit.applications.cliffwalk` runs the same REINFORCE (`lecturekit.algos.reinforce`: episodes, returns-to-go, the loss,
 # the value baseline) with two changes:
 #
 # - **exploring starts** during training: each episode starts in a random cell

@@ -29,10 +29,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lecturekit import live
+from lecturekit.course import live
 from lecturekit.algos import a2c, a3c, reinforce
 from lecturekit.envs import make_vec
-from lecturekit.mdp import small_mdp
+from lecturekit.tabular.mdp import small_mdp
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import collect, start
 

@@ -27,9 +27,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lecturekit import live, optim
+from lecturekit.course import live
+from lecturekit import optim
 from lecturekit.algos import a2c, trpo
-from lecturekit.mdp import small_mdp
+from lecturekit.tabular.mdp import small_mdp
 from lecturekit.nets import ActorCritic, mlp
 from lecturekit.rollout import collect, start
 

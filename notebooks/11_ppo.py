@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from lecturekit import live
+from lecturekit.course import live
 from lecturekit.algos import a2c, ppo, trpo
-from lecturekit.mdp import small_mdp
-from lecturekit.monitor import evaluate
+from lecturekit.tabular.mdp import small_mdp
+from lecturekit.evaluation import evaluate
 from lecturekit.returns import bootstrapped_returns, discounted_returns, gae
 
 NOTEBOOK_START = time.perf_counter()
@@ -248,7 +248,7 @@ print("lambda = 0 gives the TD errors; lambda = 1 gives (bootstrapped) returns m
 # %% [markdown]
 # ### Bias against variance, measured
 #
-# On the small MDP of part 1 (`lecturekit.mdp.small_mdp`: 4 states, 3 actions, $\gamma = 0.9$) the true advantage
+# On the small MDP of part 1 (`lecturekit.tabular.mdp.small_mdp`: 4 states, 3 actions, $\gamma = 0.9$) the true advantage
 # $A^\pi(s,a)$ of any softmax policy is known exactly (a linear solve). We sample 4000 episodes of a fixed policy,
 # compute GAE at every visited step with a critic $\hat V$, and compare each estimate with $A^\pi(s_t, a_t)$:
 #

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lecturekit import live
+from lecturekit.course import live
 from lecturekit.algos import ddpg, td3
 from lecturekit.nets import mlp
 from lecturekit.offpolicy import critic_bias, dpg_actor_loss

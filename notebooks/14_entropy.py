@@ -29,7 +29,7 @@ import torch
 from IPython.display import display
 
 from lecturekit.distributions import categorical_entropy, gaussian_entropy, gaussian_log_prob
-from lecturekit.mdp import small_mdp
+from lecturekit.tabular.mdp import small_mdp
 
 # %% [markdown]
 # ## Entropy as you turn the knobs
@@ -144,7 +144,7 @@ for alpha in (0.1, 0.3, 1.0):
 #
 # and iterating this "soft max" backup (soft value iteration) converges to $Q^\star_\alpha$. We check it against a
 # completely different route: gradient ascent on $J_\alpha(\theta)$ computed exactly (a linear solve) for a
-# tabular softmax policy on the course's small MDP (`lecturekit.mdp.small_mdp`, 4 states, 3 actions).
+# tabular softmax policy on the course's small MDP (`lecturekit.tabular.mdp.small_mdp`, 4 states, 3 actions).
 
 # %%
 mdp = small_mdp()

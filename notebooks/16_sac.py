@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lecturekit import live
+from lecturekit.course import live
 from lecturekit.algos import sac
 
 # %% [markdown]

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from IPython.display import Markdown, display
 
-from lecturekit import live
+from lecturekit.course import live
 from lecturekit.algos import ppo, registry
 
 ALGOS = registry()

@@ -69,7 +69,7 @@ check_reinforce_loss(reinforce_loss)
 # %% tags=["uses-answer"]
 from lecturekit.algos import reinforce as R
 from lecturekit.envs import make_vec
-from lecturekit.monitor import evaluate
+from lecturekit.evaluation import evaluate
 from lecturekit.nets import ActorCritic
 from lecturekit.returns import bootstrapped_returns
 

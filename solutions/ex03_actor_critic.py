@@ -122,7 +122,7 @@ check_a2c_loss(a2c_loss)
 
 # %% tags=["uses-answer"]
 from lecturekit.envs import make_vec
-from lecturekit.monitor import evaluate
+from lecturekit.evaluation import evaluate
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import collect, start
 

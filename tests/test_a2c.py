@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lecturekit import cli
+from lecturekit.course import cli
 from lecturekit.algos import a2c, a3c, registry
 from lecturekit.envs import make_vec
 from lecturekit.nets import ActorCritic

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from lecturekit.cli import bench_rows, main, markdown_table, parse_overrides
-from lecturekit.monitor import History, Monitor, TrainingDiverged, evaluate
+from lecturekit.course.cli import bench_rows, main, markdown_table, parse_overrides
+from lecturekit.evaluation import History, Monitor, TrainingDiverged, evaluate
 
 KEYS = {"algo", "env", "seed", "env_steps", "wall_s", "eval_return_mean", "eval_return_std", "solved",
         "solved_at_steps", "solved_at_s"}

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from lecturekit import authoring
+from lecturekit.course import authoring
 
 SOURCES = authoring.notebook_sources()
 EXERCISES = authoring.notebook_sources(("exercises",))

@@ -195,7 +195,7 @@ def test_exploring_starts_start_anywhere_but_cliff_and_goal():
 def test_reinforce_update_with_entropy_bonus_as_cliffwalk_uses_it():
     import torch
 
-    from lecturekit import cliffwalk
+    from lecturekit.applications import cliffwalk
     from lecturekit.algos import reinforce
     from lecturekit.nets import ActorCritic
 
@@ -231,7 +231,7 @@ def test_reinforce_update_with_entropy_bonus_as_cliffwalk_uses_it():
 
 
 def test_cliffwalk_train_smoke_and_stop_button():
-    from lecturekit import cliffwalk
+    from lecturekit.applications import cliffwalk
 
     events = []
     h = cliffwalk.train(cliffwalk.config(n_episodes=4), steps=2000, seed=0, eval_every=1000,

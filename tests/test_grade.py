@@ -10,7 +10,7 @@ import json
 import nbformat
 import pytest
 
-from lecturekit import authoring, cli, grade
+from lecturekit.course import authoring, cli, grade
 
 EX = "ex01_scores_and_search"
 EXERCISES = ("softmax_score", "gaussian_log_prob", "finite_difference_gradient", "cem_update")

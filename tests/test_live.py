@@ -2,8 +2,8 @@
 thread with the knobs' values."""
 import ipywidgets as W
 
-from lecturekit import live
-from lecturekit.monitor import History
+from lecturekit.course import live
+from lecturekit.evaluation import History
 
 
 def fake_train(callback, lr=0.1, n=3):

@@ -1,4 +1,4 @@
-"""Tests of lecturekit.mdp against independent computations: enumeration of every trajectory, finite differences,
+"""Tests of lecturekit.tabular.mdp against independent computations: enumeration of every trajectory, finite differences,
 value iteration vs enumeration of deterministic policies, and Monte Carlo sampling."""
 import itertools
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lecturekit.mdp import TabularMDP, discounted_return, random_mdp, small_mdp
+from lecturekit.tabular.mdp import TabularMDP, discounted_return, random_mdp, small_mdp
 
 
 def tiny_mdp() -> TabularMDP:
@@ -145,7 +145,7 @@ def test_validation_messages():
 
 
 # ---------------------------------------------------------------------------------------------------- estimators
-from lecturekit.estimators import (per_episode_gradients, score_function_gradient, surrogate_gradient,  # noqa: E402
+from lecturekit.tabular.estimators import (per_episode_gradients, score_function_gradient, surrogate_gradient,  # noqa: E402
                                    tabular_softmax_score)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lecturekit import routing
+from lecturekit.applications import routing
 
 
 def test_tour_length_hand_worked_numpy_and_torch():

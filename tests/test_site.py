@@ -6,7 +6,7 @@ import base64
 
 import nbformat
 
-from lecturekit import site
+from lecturekit.course import site
 
 
 def test_links_to_notebooks_become_links_to_pages():

@@ -24,7 +24,7 @@ from torch import Tensor
 from lecturekit import seed_everything
 from lecturekit.algos import Algo
 from lecturekit.envs import make_vec
-from lecturekit.monitor import History, Monitor
+from lecturekit.evaluation import History, Monitor
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import Rollout, run
 

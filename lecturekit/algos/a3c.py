@@ -25,7 +25,7 @@ import torch.multiprocessing as mp
 from lecturekit import seed_everything
 from lecturekit.algos import Algo
 from lecturekit.algos.a2c import A2CConfig, clip_grads, greedy_act_fn, loss_and_stats, make_envs
-from lecturekit.monitor import History, Monitor
+from lecturekit.evaluation import History, Monitor
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import collect, start
 

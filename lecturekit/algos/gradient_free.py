@@ -27,7 +27,7 @@ import numpy as np
 
 from lecturekit.algos import Algo
 from lecturekit.envs import make_vec
-from lecturekit.monitor import History, Monitor
+from lecturekit.evaluation import History, Monitor
 from lecturekit.policies import LinearAgent, LinearPolicy
 
 

@@ -32,7 +32,7 @@ from lecturekit import seed_everything
 from lecturekit.algos import Algo
 from lecturekit.algos.a2c import explained_variance, greedy_act_fn, make_envs
 from lecturekit.distributions import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
-from lecturekit.monitor import History, Monitor
+from lecturekit.evaluation import History, Monitor
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import Rollout, run
 

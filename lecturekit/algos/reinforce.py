@@ -30,7 +30,7 @@ from torch import Tensor
 from lecturekit.algos import Algo
 from lecturekit.envs import make_vec
 from lecturekit.distributions import gaussian_entropy, gaussian_log_prob
-from lecturekit.monitor import History, Monitor
+from lecturekit.evaluation import History, Monitor
 from lecturekit.nets import ActorCritic, mlp
 from lecturekit.returns import bootstrapped_returns
 

@@ -25,7 +25,7 @@ from torch import Tensor
 from lecturekit import optim
 from lecturekit.algos import Algo
 from lecturekit.algos.a2c import greedy_act_fn, make_envs, value_loss
-from lecturekit.monitor import History, Monitor
+from lecturekit.evaluation import History, Monitor
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import run
 

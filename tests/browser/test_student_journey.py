@@ -195,7 +195,7 @@ def test_training_demo_updates_live_and_stops(page, lab):
 
 def test_static_site_index_and_links(page, tmp_path):
     out = tmp_path / "site"
-    res = subprocess.run([sys.executable, "-m", "lecturekit.site", "00", "01", "ex00", "--no-execute",
+    res = subprocess.run([sys.executable, "-m", "lecturekit.course.site", "00", "01", "ex00", "--no-execute",
                           "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     page.goto((out / "index.html").as_uri())

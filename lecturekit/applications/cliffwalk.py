@@ -25,7 +25,7 @@ import torch
 
 from lecturekit.algos import reinforce
 from lecturekit.envs import make_vec
-from lecturekit.monitor import History, Monitor
+from lecturekit.evaluation import History, Monitor
 
 TRAIN_ENV = "lecturekit/CliffWalkingExploringStarts-v0"
 EVAL_ENV = "lecturekit/CliffWalkingOneHot-v0"

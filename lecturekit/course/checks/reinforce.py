@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lecturekit.checking import Check, checker, describe
+from lecturekit.course.checking import Check, checker, describe
 
 
 # ---------------------------------------------------------------------------------------------------- reinforce_loss

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from lecturekit.algos.gradient_free import cem_update, finite_difference_gradient
-from lecturekit.checking import Check, checker, describe
+from lecturekit.course.checking import Check, checker, describe
 
 _LOG_2PI = float(np.log(2 * np.pi))
 

@@ -14,7 +14,7 @@ import torch
 from lecturekit.algos.sac import sac_actor_loss as _actor_ref
 from lecturekit.algos.sac import sac_critic_target as _target_ref
 from lecturekit.algos.sac import temperature_loss as _temp_ref
-from lecturekit.checking import Check, checker
+from lecturekit.course.checking import Check, checker
 from lecturekit.distributions import LOG_2PI, gaussian_log_prob, squashed_gaussian_log_prob as _sq_ref
 
 

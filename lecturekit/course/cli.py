@@ -69,7 +69,7 @@ def run_train(algo: Algo, env: str, steps: int, seed: int, target, eval_every, e
 
 def cmd_train(args) -> int:
     from lecturekit.envs import check_env_id
-    from lecturekit.monitor import TrainingDiverged
+    from lecturekit.evaluation import TrainingDiverged
 
     algo = get_algo(args.algo)
     try:
@@ -121,7 +121,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def cmd_bench(args) -> int:
-    from lecturekit.monitor import TrainingDiverged
+    from lecturekit.evaluation import TrainingDiverged
 
     names = args.algos or list(registry())
     algos = [get_algo(n) for n in names]
@@ -156,7 +156,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from lecturekit import grade
+    from lecturekit.course import grade
 
     def progress(ev: dict) -> None:
         verdicts = ", ".join(f"{r.exercise} {r.result}" for r in ev["rows"])

@@ -1,13 +1,13 @@
-"""lecturekit.baselines: per-episode gradients with a baseline against a hand-worked episode and part 1's estimator,
+"""lecturekit.tabular.baselines: per-episode gradients with a baseline against a hand-worked episode and part 1's estimator,
 and the claim itself (unbiased for any state baseline) against the exact gradient of the small MDP."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from lecturekit import baselines as B
-from lecturekit import estimators
-from lecturekit.mdp import small_mdp
+from lecturekit.tabular import baselines as B
+from lecturekit.tabular import estimators
+from lecturekit.tabular.mdp import small_mdp
 
 
 def test_hand_worked_episode():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lecturekit.checking import Check, checker
+from lecturekit.course.checking import Check, checker
 from lecturekit.returns import discounted_returns
 
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXERCISE_DIR = ROOT / "exercises"
 CHECK_LINE = re.compile(r"^\s*(check_(\w+))\((\w+)\)", re.M)
 EXERCISE_NUMBER = re.compile(r"ex(\d\d)", re.I)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lecturekit.monitor import History, TrainingDiverged
+from lecturekit.evaluation import History, TrainingDiverged
 
 BASELINES = ("loo", "greedy", "mean")
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lecturekit.checking import CheckFailed
+from lecturekit.course.checking import CheckFailed
 from lecturekit.checks import (check_cem_update, check_finite_difference_gradient, check_gaussian_log_prob,
                                check_softmax_score)
 

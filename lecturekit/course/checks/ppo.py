@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from lecturekit.algos.ppo import clipping_case, ppo_clip_loss
-from lecturekit.checking import Check, checker, describe
+from lecturekit.course.checking import Check, checker, describe
 from lecturekit.returns import gae
 
 

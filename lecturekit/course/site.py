@@ -1,7 +1,7 @@
 """The course as a static web site: every lecture notebook executed and rendered with its plots, an index page in
 lecture order, and links between notebooks that work.  `make html` runs
 
-    python -m lecturekit.site [--out site] [--jobs 2] [--no-execute] [NAME ...]
+    python -m lecturekit.course.site [--out site] [--jobs 2] [--no-execute] [NAME ...]
 
 NAME selects notebooks by the start of their file name (`00`, `04_reinforce`); by default all of notebooks/ are
 executed and exercises/ rendered as they are (stubs, no outputs; solutions stay out of the site).  Widgets become
@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MATHJAX_SRC = Path("/usr/share/javascript/mathjax")
 MATHJAX_PARTS = ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "extensions", "jax/input/TeX", "jax/output/CommonHTML",
                  "jax/element", "fonts/HTML-CSS/TeX/woff", "localization/en")
@@ -335,7 +335,7 @@ def build(out: Path, names: list[str] | None = None, jobs: int = 2, run: bool = 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lecturekit.site", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lecturekit.course.site", description=__doc__.split("\n\n")[0])
     p.add_argument("names", nargs="*", help="only notebooks whose file name starts with one of these")
     p.add_argument("--out", default=str(ROOT / "site"), help="output folder (default site/)")
     p.add_argument("--jobs", type=int, default=2, help="notebooks executed at the same time")

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from lecturekit.algos.a2c import a2c_loss as _a2c_loss
-from lecturekit.checking import Check, checker
+from lecturekit.course.checking import Check, checker
 from lecturekit.returns import bootstrapped_returns as _bootstrapped_returns
 
 

@@ -72,7 +72,7 @@ def test_gae_accepts_correct_answers(fn, capsys):
 
 # --- gae: wrong answers -----------------------------------------------------------------------------------------------
 def _variant(**kw):
-    from lecturekit.checks.part5 import _gae_variant
+    from lecturekit.course.checks.ppo import _gae_variant
 
     return lambda r, v, d, lv, gamma, lam: _gae_variant(r, v, d, lv, gamma, lam, **kw)
 
@@ -103,7 +103,7 @@ def test_gae_rejects_mistakes(fn, fragment):
 
 
 def test_gae_forward_loop_named():
-    from lecturekit.checks.part5 import _gae_forward
+    from lecturekit.course.checks.ppo import _gae_forward
 
     # T = 1 cases cannot tell the direction apart; the first T = 3 case does
     rejected(check_gae, _gae_forward, "backwards in time", "rewards=[[1.0], [0.0], [2.0]]")

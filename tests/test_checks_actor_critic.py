@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lecturekit.checking import CheckFailed
+from lecturekit.course.checking import CheckFailed
 from lecturekit.checks import check_a2c_loss, check_bootstrapped_returns
 
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from lecturekit.checking import Check, CheckFailed, checker
+from lecturekit.course.checking import Check, CheckFailed, checker
 from lecturekit.optim import conjugate_gradient, kl_categorical, trpo_line_search
 
 

@@ -1,8 +1,8 @@
 """Course authoring tools: notebook pairs, output stripping, exercise generation, consistency checks.
 
-    python -m lecturekit.authoring sync [FILE.py ...]   write each .py's .ipynb pair (no outputs, stable cell ids)
-    python -m lecturekit.authoring exercises            regenerate exercises/ from solutions/
-    python -m lecturekit.authoring check                report stale pairs or exercises (exit 1 if any)
+    python -m lecturekit.course.authoring sync [FILE.py ...]   write each .py's .ipynb pair (no outputs, stable cell ids)
+    python -m lecturekit.course.authoring exercises            regenerate exercises/ from solutions/
+    python -m lecturekit.course.authoring check                report stale pairs or exercises (exit 1 if any)
 
 The percent-format `.py` file is the source of truth; the `.ipynb` is derived from it.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIRS = ("notebooks", "solutions", "exercises")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lecturekit.checking import CheckFailed
+from lecturekit.course.checking import CheckFailed
 from lecturekit.checks import check_conjugate_gradient, check_kl_categorical, check_trpo_line_search
-from lecturekit.checks.part4 import _line_search_variant
+from lecturekit.course.checks.trpo import _line_search_variant
 
 
 def rejects(check, fn, *fragments):
