@@ -2,7 +2,8 @@
 
 A training loop looks like::
 
-    mon = Monitor("a2c", env_id, seed, steps, target, eval_every, eval_episodes, callback, config=cfg)
+    run = Run(steps=50_000, seed=0, target=475)              # the options every train() takes, defaults stated once
+    mon = Monitor("a2c", env_id, run, config=cfg)
     while True:
         ...collect, update...
         mon.log(env_steps, loss=loss.item(), entropy=ent)     # raises TrainingDiverged on NaN/inf
@@ -121,24 +122,73 @@ def torch_act_fn(policy: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[np
     return act
 
 
+EVAL_EVERY_MAX = 10_000  # the default evaluation period never exceeds this, so a target is checked early
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training ones
+
+
+@dataclass
+class Run:
+    """How one training run is driven: the options every algorithm's `train(env_id, cfg, run)` takes.
+
+    The defaults are stated here and nowhere else; the command line, the benchmark and the notebooks build a `Run`.
+    """
+
+    steps: int = 100_000              # environment-step budget
+    seed: int = 0                     # every generator of the run is made from it (see `generators`)
+    target: float | None = None       # stop at the first evaluation whose mean return reaches it
+    eval_every: int | None = None     # env steps between evaluations; None: steps // 50, at most EVAL_EVERY_MAX
+    eval_episodes: int = 20           # episodes per evaluation (run side by side, deterministic policy)
+    callback: Callable[[dict], Any] | None = None  # called after each evaluation; returning False stops training
+
+    def __post_init__(self):
+        if not isinstance(self.steps, (int, np.integer)) or self.steps <= 0:
+            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+        if self.eval_every is not None and self.eval_every <= 0:
+            raise ValueError(f"eval_every must be a positive number of env steps, got {self.eval_every!r}")
+        if self.eval_episodes <= 0:
+            raise ValueError(f"eval_episodes must be at least 1, got {self.eval_episodes!r}")
+        if self.target is not None and not math.isfinite(self.target):
+            raise ValueError(f"target must be a finite return, got {self.target!r}")
+
+    @property
+    def eval_period(self) -> int:
+        """The evaluation period in env steps that this run uses."""
+        return int(self.eval_every or min(max(1, self.steps // 50), EVAL_EVERY_MAX))
+
+
+def generators(seed: int) -> tuple[torch.Generator, np.random.Generator]:
+    """The run's own random generators (torch, NumPy), made from `seed` in one place.  Library code draws only from
+    generators it is handed, never from the global ones, so a notebook drawing random numbers meanwhile (or a second
+    run in another thread) cannot change a run."""
+    return torch.Generator().manual_seed(int(seed)), np.random.default_rng(int(seed))
+
+
+def gym_evaluator(env_id: str, episodes: int, seed: int):
+    """evaluate(act_fn) -> (mean, std) on `episodes` episodes of `env_id` from reset(seed + i); reuses its vector env.
+    `.close()` releases it."""
+    envs = make_vec(env_id, episodes)
+
+    def evaluate_fn(act_fn):
+        return evaluate(act_fn, env_id, episodes, seed, envs)
+
+    evaluate_fn.close = envs.close
+    return evaluate_fn
+
+
 class Monitor:
     """Evaluation schedule, target, step budget, NaN check and progress callback for one training run."""
 
-    def __init__(self, algo: str, env_id: str, seed: int, steps: int, target: float | None = None,
-                 eval_every: int | None = None, eval_episodes: int | None = None,
-                 callback: Callable[[dict], Any] | None = None, config: Any = None):
-        if steps <= 0:
-            raise ValueError(f"steps must be positive, got {steps}")
-        self.eval_every = int(eval_every or max(1, steps // 50))
-        self.eval_episodes = int(eval_episodes or 20)
-        if self.eval_every <= 0 or self.eval_episodes <= 0:
-            raise ValueError("eval_every and eval_episodes must be positive")
+    def __init__(self, algo: str, env_id: str, run: Run, config: Any = None,
+                 evaluate: Callable[[Callable], tuple[float, float]] | None = None):
+        """`evaluate(act_fn) -> (mean, std)` scores the current policy; default: `run.eval_episodes` episodes of
+        `env_id` (`gym_evaluator`).  Routing and Cliff Walking pass their own."""
         cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
-        self.history = History(algo=algo, env=env_id, seed=seed, config=cfg, target=target)
-        self.steps, self.target, self.callback = int(steps), target, callback
+        self.run = run
+        self.history = History(algo=algo, env=env_id, seed=run.seed, config=cfg, target=run.target)
+        self.steps, self.target, self.callback = int(run.steps), run.target, run.callback
+        self.eval_every = run.eval_period
         self.next_eval = self.eval_every
-        self.eval_seed = seed + 1_000_000  # evaluation episodes never share seeds with training ones
-        self._eval_envs = make_vec(env_id, self.eval_episodes)
+        self._evaluate = evaluate or gym_evaluator(env_id, run.eval_episodes, run.seed + EVAL_SEED_OFFSET)
         self.start = time.perf_counter()
         self.last_logs: dict[str, float] = {}
 
@@ -160,7 +210,7 @@ class Monitor:
         self.last_logs = scalars
 
     def evaluate_now(self, env_steps: int, act_fn) -> tuple[float, float]:
-        mean, std = evaluate(act_fn, self.history.env, self.eval_episodes, self.eval_seed, self._eval_envs)
+        mean, std = self._evaluate(act_fn)
         if not math.isfinite(mean):
             raise TrainingDiverged(f"evaluation return became {mean} at env step {env_steps}")
         wall = self.elapsed()
@@ -195,5 +245,5 @@ class Monitor:
         h.env_steps = h.evals[-1][0] if h.evals else int(h.logs.get("env_steps", [0])[-1] if h.logs else 0)
         h.wall_s = self.elapsed()
         h.model = model
-        self._eval_envs.close()
+        getattr(self._evaluate, "close", lambda: None)()
         return h

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 import lecturekit
 from lecturekit.buffers import Batch, ReplayBuffer
 from lecturekit.envs import make_vec
-from lecturekit.evaluation import History, Monitor
+from lecturekit.evaluation import History, Monitor, Run
 from lecturekit.nets import mlp, space_dims
 
 
@@ -281,7 +281,7 @@ def train_off_policy(algo: str, env_id: str, cfg: OffPolicyConfig,
     agent = make_agent(envs.single_observation_space, envs.single_action_space, cfg, seed)
     buf = ReplayBuffer(obs_dim, act_dim, cfg.buffer_size, seed=seed)
     rng = np.random.default_rng(seed)
-    mon = Monitor(algo, env_id, seed, steps, target, eval_every, eval_episodes, callback, config=cfg)
+    mon = Monitor(algo, env_id, Run(steps, seed, target, eval_every, eval_episodes or 20, callback), config=cfg)
     obs, _ = envs.reset(seed=seed)
     obs = np.asarray(obs, dtype=np.float32)
     valid = np.ones(cfg.n_envs, dtype=bool)  # False for an env whose next step is an autoreset

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lecturekit.course.cli import bench_rows, main, markdown_table, parse_overrides
-from lecturekit.evaluation import History, Monitor, TrainingDiverged, evaluate
+from lecturekit.evaluation import History, Monitor, Run, TrainingDiverged, evaluate
 
 KEYS = {"algo", "env", "seed", "env_steps", "wall_s", "eval_return_mean", "eval_return_std", "solved",
         "solved_at_steps", "solved_at_s"}
@@ -69,20 +69,20 @@ def test_bench_rows_median_and_worst_with_an_unsolved_seed():
 
 
 def test_monitor_stops_on_nan_with_a_message():
-    mon = Monitor("demo", "CartPole-v1", 0, steps=100, eval_episodes=2)
+    mon = Monitor("demo", "CartPole-v1", Run(seed=0, steps=100, eval_episodes=2))
     with pytest.raises(TrainingDiverged, match="'loss' became nan at env step 7"):
         mon.log(7, loss=float("nan"))
 
 
 def test_monitor_target_budget_and_stop_button():
     always_left = lambda obs: np.zeros(len(obs), dtype=np.int64)  # noqa: E731
-    mon = Monitor("demo", "CartPole-v1", 0, steps=100, target=1.0, eval_every=10, eval_episodes=2)
+    mon = Monitor("demo", "CartPole-v1", Run(seed=0, steps=100, target=1.0, eval_every=10, eval_episodes=2))
     assert mon.should_stop(10, always_left) and mon.finish().stopped == "target"
-    mon = Monitor("demo", "CartPole-v1", 0, steps=20, target=1e9, eval_every=10, eval_episodes=2)
+    mon = Monitor("demo", "CartPole-v1", Run(seed=0, steps=20, target=1e9, eval_every=10, eval_episodes=2))
     assert not mon.should_stop(10, always_left) and mon.should_stop(20, always_left)
     h = mon.finish()
     assert h.stopped == "budget" and not h.solved and len(h.evals) == 2
-    mon = Monitor("demo", "CartPole-v1", 0, steps=100, eval_every=10, eval_episodes=2, callback=lambda e: False)
+    mon = Monitor("demo", "CartPole-v1", Run(seed=0, steps=100, eval_every=10, eval_episodes=2, callback=lambda e: False))
     assert mon.should_stop(10, always_left) and mon.finish().stopped == "user"
 
 

@@ -24,7 +24,7 @@ from torch import Tensor
 from lecturekit import seed_everything
 from lecturekit.algos import Algo
 from lecturekit.envs import make_vec
-from lecturekit.evaluation import History, Monitor
+from lecturekit.evaluation import History, Monitor, Run
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import Rollout, run
 
@@ -195,7 +195,7 @@ def train(env_id: str, cfg: A2CConfig | None = None, *, steps: int = 200_000, se
     model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
-    mon = Monitor("a2c", env_id, seed, steps, target, eval_every, eval_episodes, callback, config=cfg)
+    mon = Monitor("a2c", env_id, Run(steps, seed, target, eval_every, eval_episodes or 20, callback), config=cfg)
     return run(envs, model, mon, cfg.n_steps, seed, lambda ro, _: update(model, opt, ro, cfg), act_fn)
 
 

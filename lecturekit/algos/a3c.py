@@ -25,7 +25,7 @@ import torch.multiprocessing as mp
 from lecturekit import seed_everything
 from lecturekit.algos import Algo
 from lecturekit.algos.a2c import A2CConfig, clip_grads, greedy_act_fn, loss_and_stats, make_envs
-from lecturekit.evaluation import History, Monitor
+from lecturekit.evaluation import History, Monitor, Run
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import collect, start
 
@@ -114,7 +114,7 @@ def train(env_id: str, cfg: A3CConfig | None = None, *, steps: int = 200_000, se
     ctx = mp.get_context(cfg.start_method)
     counter, version = ctx.Value("q", 0), ctx.Value("q", 0)
     lock, stop, out = ctx.Lock(), ctx.Event(), ctx.Queue()
-    mon = Monitor("a3c", env_id, seed, steps, target, eval_every, eval_episodes, callback, config=cfg)
+    mon = Monitor("a3c", env_id, Run(steps, seed, target, eval_every, eval_episodes or 20, callback), config=cfg)
     procs = [ctx.Process(target=worker, args=(k, env_id, cfg, seed, shared, adam_state, counter, version, lock, stop,
                                                steps, out), daemon=True) for k in range(cfg.n_workers)]
     for p in procs:

@@ -27,7 +27,7 @@ import numpy as np
 
 from lecturekit.algos import Algo
 from lecturekit.envs import make_vec
-from lecturekit.evaluation import History, Monitor
+from lecturekit.evaluation import History, Monitor, Run
 from lecturekit.policies import LinearAgent, LinearPolicy
 
 
@@ -253,7 +253,7 @@ def search(name: str, env_id: str, cfg=None, *, steps: int, seed: int = 0, targe
     population, init, ask, tell, current = make(cfg)
     population = population(policy.n_params) if callable(population) else population
     envs = make_vec(env_id, population)
-    mon = Monitor(name, env_id, seed, steps, target, eval_every, eval_episodes, callback, config=cfg)
+    mon = Monitor(name, env_id, Run(steps, seed, target, eval_every, eval_episodes or 20, callback), config=cfg)
     state, env_steps = init(policy.n_params, rng), 0
     try:
         while True:

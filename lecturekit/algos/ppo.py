@@ -32,7 +32,7 @@ from lecturekit import seed_everything
 from lecturekit.algos import Algo
 from lecturekit.algos.a2c import explained_variance, greedy_act_fn, make_envs
 from lecturekit.distributions import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
-from lecturekit.evaluation import History, Monitor
+from lecturekit.evaluation import History, Monitor, Run
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import Rollout, run
 
@@ -199,7 +199,7 @@ def train(env_id: str, cfg: Config | None = None, *, steps: int = 100_000, seed:
     model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
-    mon = Monitor("ppo", env_id, seed, steps, target, eval_every, eval_episodes, callback, config=cfg)
+    mon = Monitor("ppo", env_id, Run(steps, seed, target, eval_every, eval_episodes or 20, callback), config=cfg)
 
     def ppo_update(ro: Rollout, env_steps: int) -> dict:
         if cfg.anneal_lr:

@@ -30,7 +30,7 @@ from torch import Tensor
 from lecturekit.algos import Algo
 from lecturekit.envs import make_vec
 from lecturekit.distributions import gaussian_entropy, gaussian_log_prob
-from lecturekit.evaluation import History, Monitor
+from lecturekit.evaluation import History, Monitor, Run
 from lecturekit.nets import ActorCritic, mlp
 from lecturekit.returns import bootstrapped_returns
 
@@ -258,7 +258,7 @@ def train(env_id: str, cfg: Config | None = None, *, steps: int, seed: int = 0, 
     opt = torch.optim.Adam(pi_params, lr=cfg.lr)
     vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr) if cfg.baseline == "value" else None
     bufs = episode_buffers(envs, t_max)
-    mon = Monitor("reinforce", env_id, seed, steps, target, eval_every, eval_episodes, callback, asdict(cfg))
+    mon = Monitor("reinforce", env_id, Run(steps, seed, target, eval_every, eval_episodes or 20, callback), config=asdict(cfg))
     env_steps = 0
     try:
         while True:

@@ -25,7 +25,7 @@ from torch import Tensor
 from lecturekit import optim
 from lecturekit.algos import Algo
 from lecturekit.algos.a2c import greedy_act_fn, make_envs, value_loss
-from lecturekit.evaluation import History, Monitor
+from lecturekit.evaluation import History, Monitor, Run
 from lecturekit.nets import ActorCritic
 from lecturekit.rollout import run
 
@@ -165,7 +165,7 @@ def train(env_id: str, cfg: Config | None = None, *, steps: int, seed: int = 0, 
     model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init)
     vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr)
     act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
-    mon = Monitor("trpo", env_id, seed, steps, target, eval_every, eval_episodes, callback, asdict(cfg))
+    mon = Monitor("trpo", env_id, Run(steps, seed, target, eval_every, eval_episodes or 20, callback), config=asdict(cfg))
     return run(envs, model, mon, cfg.n_steps, seed, lambda ro, _: update(model, vf_opt, ro, cfg, gen), act_fn)
 
 

@@ -25,7 +25,7 @@ import torch
 
 from lecturekit.algos import reinforce
 from lecturekit.envs import make_vec
-from lecturekit.evaluation import History, Monitor
+from lecturekit.evaluation import History, Monitor, Run
 
 TRAIN_ENV = "lecturekit/CliffWalkingExploringStarts-v0"
 EVAL_ENV = "lecturekit/CliffWalkingOneHot-v0"
@@ -54,7 +54,7 @@ def train(cfg: reinforce.Config | None = None, *, exploring_starts: bool = True,
     vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr) if cfg.baseline == "value" else None
     bufs = reinforce.episode_buffers(envs, t_max)
     run_config = {**dataclasses.asdict(cfg), "exploring_starts": exploring_starts}
-    mon = Monitor("reinforce-cliff", EVAL_ENV, seed, steps, target, eval_every, 1, callback, run_config)
+    mon = Monitor("reinforce-cliff", EVAL_ENV, Run(steps, seed, target, eval_every, 1, callback), config=run_config)
     env_steps = 0
     try:
         while True:
