@@ -25,8 +25,14 @@ $(STAMP): pyproject.toml lab/overrides.json
 # Jupyter refuses to run as root unless told to (containers, CI machines).
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-lab: setup  ## start JupyterLab on the course map
-	$(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/00_course_map.ipynb
+# make lab LAB_PORT=8890 LAB_TOKEN=secret: another port (default: 8888 or the next free one), a fixed token
+LAB_PORT  ?=
+LAB_TOKEN ?=
+lab: setup  ## copy new exercises into work/ (your own copies, never overwritten), start JupyterLab on the course map
+	@$(PY) -m lecturekit.course.authoring work
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=. \
+	  --LabApp.default_url=/lab/tree/notebooks/00_course_map.ipynb \
+	  $(if $(LAB_PORT),--port=$(LAB_PORT)) $(if $(LAB_TOKEN),--IdentityProvider.token=$(LAB_TOKEN))
 
 test: setup browser-check  ## unit tests, course consistency, nbval over notebooks/ and solutions/, browser
 	$(PY) -m pytest -n $(WORKERS) --dist loadfile --nbval-lax --nbval-current-env -q tests notebooks solutions
@@ -37,10 +43,10 @@ test-unit: setup
 test-notebooks: setup
 	$(PY) -m pytest -n $(WORKERS) --dist loadfile --nbval-lax --nbval-current-env -q notebooks solutions
 
-sync: setup  ## write the .ipynb of every .py notebook (no outputs)
+sync: setup  ## write the .ipynb of every .py notebook (no outputs); refuses if an .ipynb has cells its .py lacks
 	$(PY) -m lecturekit.course.authoring sync
 
-exercises: setup  ## regenerate exercises/ from solutions/
+exercises: setup  ## regenerate exercises/ from solutions/; refuses to overwrite an exercise edited by hand
 	$(PY) -m lecturekit.course.authoring exercises
 
 check: setup  ## report notebook pairs or exercises that are out of date
