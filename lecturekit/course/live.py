@@ -55,17 +55,24 @@ def _curve_png(points: list, target: float | None, title: str, total_steps: int)
     return _axes_png(draw, target, title, total_steps)
 
 
+# --- in-cell Stop (studentwork, issue 16): relies on ipykernel internals, so pyproject.toml pins ipykernel and
+# jupyter_client to the tested versions; tests/test_live_stop.py clicks Stop in a real kernel through its comm.
 _STOP_SUBSHELL: list = []  # the kernel subshell that hears Stop clicks (created once per kernel)
+STOP_NOTE = ("<small>Stop acts only when this cell ends: this kernel cannot take a click while a cell runs (that "
+             "needs the course's ipykernel: run <code>make setup</code>). To stop now: Kernel, Interrupt "
+             "Kernel.</small>")
 
 
-def _route_to_subshell(widget: W.Widget) -> None:
-    """Let clicks on `widget` be handled while the cell that trains is still running.
+def _route_to_subshell(widget: W.Widget) -> bool:
+    """Let clicks on `widget` be handled while the cell that trains is still running; True if they will be.
 
     A kernel handles one shell message at a time, so a click on Stop during the default run (which trains in the
     cell itself) would wait until training ends.  ipykernel 7 can route a comm's messages to a *subshell*, a
     second shell thread; we route the Stop button's comm there, and the click sets the flag that the training
-    loop's callback reads.  Without such a kernel (plain Python, older ipykernel) this does nothing: Stop then works
-    for Train reruns, which run in a background thread.
+    loop's callback reads.  This uses ipykernel internals (`_supports_kernel_subshells`, the subshell manager,
+    the comm's `_reply_subshell_id`, tested with the pinned ipykernel 7.4.0).  Without such a kernel (plain
+    Python, another ipykernel) it returns False: Stop then works for Train reruns, which run in a background
+    thread, and LivePlot shows STOP_NOTE during in-cell runs.
     """
     try:
         from IPython import get_ipython
@@ -74,7 +81,7 @@ def _route_to_subshell(widget: W.Widget) -> None:
         channel = getattr(kernel, "shell_channel_thread", None)
         comm = getattr(widget, "comm", None)
         if channel is None or comm is None or not getattr(kernel, "_supports_kernel_subshells", False):
-            return
+            return False
         if not _STOP_SUBSHELL:
             made, done = [], threading.Event()
 
@@ -86,11 +93,13 @@ def _route_to_subshell(widget: W.Widget) -> None:
 
             channel.io_loop.add_callback(create)
             if not done.wait(5) or not made:
-                return
+                return False
             _STOP_SUBSHELL.append(made[0])
+        # set again on every call: ipykernel resets it whenever the button's comm sends from the main shell
         comm._reply_subshell_id = _STOP_SUBSHELL[0]
+        return True
     except Exception:  # an optional convenience: never let it break a demo
-        return
+        return False
 
 
 class LivePlot:
@@ -106,7 +115,8 @@ class LivePlot:
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
                                     layout=W.Layout(width="90px"))
         self.stop_button.on_click(lambda _: self.request_stop())
-        self.widget = W.VBox([W.HBox([self.progress, self.stop_button]), self.status, self.image])
+        self.note = W.HTML("", layout=W.Layout(display="none"))  # shown when Stop cannot act during the cell
+        self.widget = W.VBox([W.HBox([self.progress, self.stop_button, self.note]), self.status, self.image])
         self.reset()
 
     def reset(self) -> None:
@@ -122,10 +132,16 @@ class LivePlot:
         self.stop_requested = True
         self.status.value = "stopping after the current update..."
 
+    def enable_in_cell_stop(self) -> None:
+        """In a cell's own run (the main thread), make Stop clickable while the cell trains, or say why not."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # a Train rerun: the kernel is free to handle the click
+        if not _route_to_subshell(self.stop_button) and not self.note.value:
+            self.note.value, self.note.layout.display = STOP_NOTE, None
+
     def callback(self, event: dict) -> bool:
         """Monitor callback: record the evaluation, redraw (at most every min_redraw_s), False if Stop was pressed."""
-        if not self.points:  # first evaluation of a run: make Stop clickable while the cell is busy training
-            _route_to_subshell(self.stop_button)
+        self.enable_in_cell_stop()
         self.points.append((event["env_steps"], event["eval_mean"], event["eval_std"]))
         self.progress.value = min(int(event["env_steps"]), self.total_steps)
         self.status.value = (f"step {event['env_steps']:,} / {self.total_steps:,} &nbsp;·&nbsp; eval return "
@@ -290,8 +306,7 @@ def sweep(runs: dict, steps_per_run: int, target: float | None = None, title: st
                 plot._last_draw = now
             return not plot.stop_requested
 
-        if i == 0:
-            _route_to_subshell(plot.stop_button)
+        plot.enable_in_cell_stop()
         results[key] = fn(callback)
         plot.progress.value = (i + 1) * steps_per_run
     plot.image.value = _sweep_png(curves, target, title, steps_per_run)
