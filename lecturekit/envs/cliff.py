@@ -4,9 +4,14 @@ Gymnasium's CliffWalking-v1 numbers the 48 cells of a 4 x 12 grid; a network tak
 cell instead. Registered as ``lecturekit/CliffWalkingOneHot-v0`` with a time limit, so that a policy that never
 finds the goal still ends its episodes, and as ``lecturekit/CliffWalkingExploringStarts-v0``, the same with each
 episode starting in a random cell (for training; the learned policy is then judged from the usual start).
+
+Render modes: "ansi" (text) always; "rgb_array" (and "human" through Gymnasium's HumanRendering) only when pygame
+is installed (`pip install "gymnasium[toy-text]"`), which the course does not need: `draw_cliff` draws with
+matplotlib.
 """
 from __future__ import annotations
 
+import importlib.util
 from typing import Callable
 
 import gymnasium as gym
@@ -16,6 +21,8 @@ from gymnasium import spaces
 N_ROWS, N_COLS = 4, 12
 START, GOAL = 36, 47
 ARROWS = {0: "^", 1: ">", 2: "v", 3: "<"}   # CliffWalking's actions: up, right, down, left
+# advertise only the modes that work here: CliffWalking's pictures are drawn with pygame
+RENDER_MODES = ["ansi", "rgb_array"] if importlib.util.find_spec("pygame") else ["ansi"]
 
 
 class OneHotObservation(gym.ObservationWrapper):
@@ -54,10 +61,20 @@ class ExploringStarts(gym.Wrapper):
 def make_cliff_onehot(exploring_starts: bool = False, **kwargs) -> gym.Env:
     """CliffWalking-v1 (reward -1 per step, -100 and back to the start for a step into the cliff; the episode ends
     at the goal) with one-hot observations of shape (48,); optionally with exploring starts."""
+    mode = kwargs.get("render_mode")
+    if mode is not None and mode not in RENDER_MODES:
+        raise ValueError(f"render_mode={mode!r} is not available here: the modes are {RENDER_MODES} "
+                         '("rgb_array" and "human" need pygame: pip install "gymnasium[toy-text]")')
     env = gym.make("CliffWalking-v1", **kwargs)
     if exploring_starts:
         env = ExploringStarts(env)
-    return OneHotObservation(env)
+    env = OneHotObservation(env)
+    env.metadata = {**env.metadata, "render_modes": list(RENDER_MODES)}
+    return env
+
+
+# read by gym.make before it calls the function (it then offers "human" through HumanRendering if rgb_array works)
+make_cliff_onehot.metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
 
 def greedy_path(act_fn: Callable[[np.ndarray], np.ndarray], max_steps: int = 100) -> tuple[list[int], float, bool]:
