@@ -29,8 +29,12 @@
 # | Soft actor-critic | [16 SAC](16_sac.ipynb) | ex07 |
 # | Which policy gradient algorithm to use? | [17 Which algorithm](17_which_algorithm.ipynb) | |
 #
-# Exercises are in `exercises/` (`ex00_discounted_returns.ipynb`, ...); the completed versions are in
-# `solutions/`. Try the exercise first.
+# **Your exercises are in `work/`** (`work/ex00_discounted_returns.ipynb`, ...; in JupyterLab's file browser on the
+# left, open the folder `work`). The first time `make lab` starts, it copies every exercise from `exercises/` into
+# `work/`, and it never overwrites a file that is already there: what you write in `work/` stays yours (git ignores
+# the folder). `exercises/` holds the blank originals, which the course authors regenerate: do not work there. For a
+# fresh copy of an exercise, rename or delete both of its files in `work/` and start `make lab` again. The completed
+# versions are in `solutions/`. Try the exercise first.
 
 # %%
 import lecturekit as lk
@@ -149,7 +153,7 @@ assert np.allclose(G, by_definition)
 # %% [markdown]
 # ## 3. How exercises work, and how to read a checker's message
 #
-# Open `exercises/ex00_discounted_returns.ipynb`. Each exercise is a function with its docstring and a body that
+# Open `work/ex00_discounted_returns.ipynb`, your copy of the first exercise. Each exercise is a function with its docstring and a body that
 # raises `NotImplementedError`; below it, a check cell calls `check_<name>(<name>)`. The checker runs your function
 # on cases from the smallest to the largest and stops at the first one that fails. Its message names
 # **the case**, **what was expected**, **what your function returned**, and a **hint**. It also notices answers
