@@ -192,7 +192,7 @@ def _edited_message(path: Path, solution: Path, root: Path, verb: str) -> str:
     return (f"{_label(path, root)}: `make exercises` will not {verb} it: it was edited after `make exercises` wrote it "
             f"(it differs from what {MANIFEST} records), and those edits would be lost. exercises/ is generated from "
             f"solutions/: move a change to the exercise into {_label(solution, root)}; if these are a student's "
-            f"answers, move the file into {WORK}/. Then delete {_label(path, root)} and run `make exercises` again.")
+            f"answers, keep a copy (students work in {WORK}/, which no command overwrites). Then delete {_label(path, root)} and run `make exercises` again.")
 
 
 def generate_exercises(root: Path = ROOT) -> tuple[list[Path], list[str]]:
