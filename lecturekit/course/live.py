@@ -116,7 +116,7 @@ class LivePlot:
                                     layout=W.Layout(width="90px"))
         self.stop_button.on_click(lambda _: self.request_stop())
         self.note = W.HTML("", layout=W.Layout(display="none"))  # shown when Stop cannot act during the cell
-        self.widget = W.VBox([W.HBox([self.progress, self.stop_button, self.note]), self.status, self.image])
+        self.widget = W.VBox([W.HBox([self.progress, self.stop_button]), self.status, self.note, self.image])
         self.reset()
 
     def reset(self) -> None:
