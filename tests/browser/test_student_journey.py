@@ -126,12 +126,15 @@ def test_exercise_stub_says_not_implemented(page, lab):
 
 
 DEMO_CELLS = [
-    "import lecturekit as lk\nfrom lecturekit import live\nfrom lecturekit.algos import reinforce\n"
+    "import inspect\n\nimport lecturekit as lk\nfrom lecturekit.course import live\nfrom lecturekit.algos import reinforce\n"
+    "from lecturekit.evaluation import Run\n"
     "lk.notebook_setup(seed=0)",
     "def train(callback, lr, n_episodes):\n"
     "    cfg = reinforce.Config(lr=lr, n_episodes=n_episodes)\n"
-    "    return reinforce.train('CartPole-v1', cfg, steps=300_000, seed=0, eval_every=1000, eval_episodes=4,\n"
-    "                           callback=callback)\n\n\n"
+    "    opts = dict(steps=300_000, seed=0, eval_every=1000, eval_episodes=4, callback=callback)\n"
+    "    if 'run' in inspect.signature(reinforce.train).parameters:  # train(env_id, cfg, run) (issue 14)\n"
+    "        return reinforce.train('CartPole-v1', cfg, Run(**opts))\n"
+    "    return reinforce.train('CartPole-v1', cfg, **opts)\n\n\n"
     "KNOBS = {'lr': (1e-3, 3e-2, 1e-3, 1e-2), 'n_episodes': (4, 32, 4, 8)}",
     # the default run trains inside the cell: Stop must work while the cell is still busy
     "first = live.demo(train, knobs=KNOBS, total_steps=300_000, target=475, title='the default run')",
