@@ -153,11 +153,11 @@ assert np.allclose(G, by_definition)
 # %% [markdown]
 # ## 3. How exercises work, and how to read a checker's message
 #
-# Open `work/ex00_discounted_returns.ipynb`, your copy of the first exercise. Each exercise is a function with its docstring and a body that
-# raises `NotImplementedError`; below it, a check cell calls `check_<name>(<name>)`. The checker runs your function
-# on cases from the smallest to the largest and stops at the first one that fails. Its message names
-# **the case**, **what was expected**, **what your function returned**, and a **hint**. It also notices answers
-# that return `None`, the wrong type, shape or dtype, NaN, or that modify their inputs in place.
+# Open `work/ex00_discounted_returns.ipynb`, your copy of the first exercise. Each exercise is a function with its
+# docstring and a body that raises `NotImplementedError`; below it, a check cell calls `check_<name>(<name>)`. The
+# checker runs your function on cases from the smallest to the largest and stops at the first one that fails. Its
+# message names **the case**, **what was expected**, **what your function returned**, and a **hint**. It also
+# notices answers that return `None`, the wrong type, shape or dtype, NaN, or that modify their inputs in place.
 #
 # Here is a typical wrong answer, one that loops backwards but forgets to reverse the list, and the message it gets:
 
