@@ -206,6 +206,38 @@ logp_det = torch.log(torch.nn.functional.one_hot(hh.argmax(), 3).double()[0])
 assert not logp_det.requires_grad and logp_det.item() == 0.0
 
 # %% [markdown]
+# **Erratum E3: "stochasticity is essential", and where it is not.** The lecture's claim is true of the estimator
+# above: the score-function gradient needs actions that vary. Part 6 of the lecture trains *deterministic* actors
+# (DDPG, TD3) with the deterministic policy gradient, which looks like a contradiction. It is not, and the reason
+# shows where the randomness went. A deterministic policy $a = \mu_\theta$ has a gradient whenever the return is a
+# differentiable function of the action: $\nabla_\theta J = \nabla_a Q(a)\, \nabla_\theta \mu_\theta$, the chain
+# rule, with no sampling at all. But $Q$ is unknown and must be *learned* from data, and a critic fitted to actions
+# that never vary cannot know its own slope. DDPG therefore still explores with noisy actions; only the policy it
+# *learns* is deterministic. Both halves, computed on the one-step reward $r(a) = -(a - 2)^2$ at $\theta = 0.5$:
+
+# %%
+def reward_1d(a):
+    return -(a - 2.0) ** 2
+
+
+theta_1d = torch.tensor(0.5, requires_grad=True)
+reward_1d(theta_1d).backward()  # the deterministic policy a = theta, differentiated through a known reward
+print(f"chain rule through a known reward: dJ/dtheta = {theta_1d.grad.item():.3f} (exact: -2 (0.5 - 2) = 3)")
+assert abs(theta_1d.grad.item() - 3.0) < 1e-12
+
+# a critic Q(a) = w0 a^2 + w1 a + w2 fitted by least squares, from 50 actions of the deterministic policy alone ...
+rng_q = np.random.default_rng(3)
+actions_fixed = np.full(50, 0.5)
+rank_fixed = np.linalg.matrix_rank(np.vander(actions_fixed, 3))
+# ... and from 50 actions with exploration noise (std 0.3), as DDPG's behaviour policy takes them
+actions_noisy = 0.5 + 0.3 * rng_q.normal(size=50)
+w = np.linalg.lstsq(np.vander(actions_noisy, 3), reward_1d(actions_noisy), rcond=None)[0]
+slope = 2 * w[0] * 0.5 + w[1]
+print(f"design matrix rank without noise: {rank_fixed} of 3 (the slope is not identifiable); "
+      f"with noise: critic slope at theta {slope:.3f}")
+assert rank_fixed == 1 and abs(slope - 3.0) < 1e-6
+
+# %% [markdown]
 # ## 5. Combinatorial actions: why the arg max is out of reach
 #
 # In routing the action is a whole tour through $n$ cities, $|\mathcal{A}| = n!$ orders (or $(n-1)!$ tours from a

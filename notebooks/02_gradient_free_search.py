@@ -33,6 +33,7 @@ from lecturekit.policies import LinearPolicy
 
 # %%
 policy = LinearPolicy(obs_dim=4, n_out=2)
+assert policy.n_params == 2 * (4 + 1) == 10  # W (2 x 4) and b (2): ten parameters (erratum E7)
 envs = make_vec("CartPole-v1", 1024)
 guesses = np.random.default_rng(0).uniform(-1, 1, size=(1024, policy.n_params))
 returns, steps = gf.population_returns(envs, policy, guesses, seed=0)

@@ -261,6 +261,22 @@ assert abs(cp_bias[-2]) < abs(cp_bias[0]), "longer targets depend less on the cr
 # nearly unbiased but noisy. A2C sits in between: it uses the $n$-step target up to the end of its rollout (16
 # steps here), and GAE (notebook 11) blends all $n$ smoothly.
 #
+# **Erratum E2: which target A2C uses.** The lecture's A2C slide regresses the critic on the *full* return $R_t$
+# and calls the method "high variance but unbiased". The course's A2C (`lecturekit.algos.a2c`, like most
+# implementations since the A3C paper) does something else: its target looks at most $T$ steps ahead, to the end of
+# its rollout, and bootstraps from $V_w$ there. That is the $n = 16$ row above, not the Monte Carlo row: less
+# variance, and a bias of $\gamma^n (P_\pi^n e)(s)$ whenever the critic is wrong. The full-return version of the
+# method is REINFORCE with a learned value baseline (notebooks 04-05), which the section "A2C against REINFORCE"
+# compares with A2C.
+
+# %%
+T_course = a2c.Config().n_steps
+row_course = NS_CP.index(T_course)  # the CartPole row that the course's A2C target corresponds to
+print(f"course A2C looks {T_course} steps ahead: variance {cp_var[row_course]:.3f} (Monte Carlo "
+      f"{cp_var[-1]:.3f}), mean difference from the Monte Carlo return {cp_bias[row_course]:+.3f}")
+assert cp_var[row_course] < cp_var[-1]  # bootstrapped: less variance than the lecture's full return ...
+assert cp_bias[-1] == 0.0               # ... whose own difference from the Monte Carlo return is zero by definition
+#
 # ## 3. A2C: advantage actor-critic with synchronous parallel environments
 #
 # A2C runs $N$ copies of the environment in lock-step (a Gymnasium *vector* environment), all driven by the same

@@ -333,9 +333,48 @@ assert gap_nat < 1e-8 and gap_van > 0.05
 # The natural-gradient paths lie on top of each other: the update is defined by the policies, not by how they are
 # written. The vanilla paths part ways after the first step.
 #
+# **How far the invariance goes (erratum E4).** The scaling $h = c \odot \varphi$ is *linear*, and for linear
+# reparametrisations the natural step is exactly the same policy step, whatever its size. For a non-linear
+# reparametrisation the natural gradient is invariant only to first order: it is defined through the local
+# linearisation of $\varphi \mapsto h$, and a finite step in $\varphi$ follows the curve $h(\varphi)$ rather than
+# its tangent. Take $h = \varphi + \varphi^3/3$ (monotone, Jacobian $\mathrm{diag}(1 + \varphi^2)$), one natural
+# step of size $\alpha$ from the same policy in both parametrisations, and compare the policies: the gap shrinks
+# like $\alpha^2$, the signature of a second-order effect.
+
+# %%
+def cubic(phi):
+    return phi + phi ** 3 / 3
+
+
+def natural_phi_cubic(phi):
+    jac = torch.diag((1 + phi ** 2).reshape(-1))
+    g_phi = jac @ mdp.exact_gradient(cubic(phi)).reshape(-1)
+    return (torch.linalg.pinv(jac @ tabular_fisher(cubic(phi)) @ jac) @ g_phi).reshape(S, A)
+
+
+phi_0 = torch.as_tensor(np.random.default_rng(2).uniform(0.3, 1.0, size=(S, A)))
+step_sizes = np.array([0.4, 0.2, 0.1, 0.05, 0.025])
+gaps_cubic, gaps_linear = [], []
+for lr in step_sizes:
+    pi_theta = mdp.policy(cubic(phi_0) + lr * natural_gradient(cubic(phi_0)))
+    pi_cubic = mdp.policy(cubic(phi_0 + lr * natural_phi_cubic(phi_0)))
+    pi_linear = mdp.policy(scale * (phi_0 + lr * natural_phi(phi_0)))
+    gaps_cubic.append((pi_theta - pi_cubic)[live_states].abs().max().item())
+    pi_theta_lin = mdp.policy(scale * phi_0 + lr * natural_gradient(scale * phi_0))
+    gaps_linear.append((pi_theta_lin - pi_linear)[live_states].abs().max().item())
+order = np.polyfit(np.log(step_sizes), np.log(gaps_cubic), 1)[0]
+for lr, gc, gl in zip(step_sizes, gaps_cubic, gaps_linear):
+    print(f"step {lr:5.3f}: policy gap, cubic reparametrisation {gc:.1e}, linear one {gl:.0e}")
+print(f"the cubic gap falls like step^{order:.2f}")
+assert max(gaps_linear) < 1e-8                 # linear: exactly invariant at every step size
+assert 1.8 < order < 2.2 and gaps_cubic[0] > 1e-3  # non-linear: invariant to first order only
+
+# %% [markdown]
 # What the natural gradient does not give us (the lecture's list): the KL it controls is only the quadratic
 # model (section 2); nothing checks that the new policy is actually better; and $F^{-1}$ costs $O(n^3)$ for $n$
-# parameters. TRPO addresses all three.
+# parameters. TRPO fixes the first and the third: its line search measures the real KL, and conjugate gradient
+# never forms $F^{-1}$. It only *partly* answers the second: the line search checks that a *sampled surrogate*
+# improves, which is not the same as the true return improving. Section 6 computes the difference exactly.
 #
 # ## 4. Conjugate gradient with Fisher-vector products
 #
@@ -590,3 +629,85 @@ assert np.median(hist_van.logs["kl"]) > 10 * 0.02  # because the policy jumps fa
 # jump up and then collapse again and again, and the run never settles. TRPO pays for its stability with the
 # second-order machinery (CG, Fisher-vector products, a line search), which is what PPO (next notebook) replaces
 # with a first-order clipped objective.
+
+# %% [markdown]
+# ## 6. What TRPO's guarantee says, and what the practical algorithm gives up (erratum E1)
+#
+# The lecture says TRPO "guarantees monotonic improvement". The guarantee is a theorem about a *different*
+# optimisation problem. Write $L_\pi(\pi') = J(\pi) + \sum_s d_\pi(s) \sum_a \pi'(a|s) A_\pi(s,a)$ for the
+# surrogate (its expectation under the *old* policy's discounted visitation $d_\pi$). Schulman et al. (2015, Theorem 1)
+# prove the lower bound
+#
+# $$J(\pi') \;\ge\; L_\pi(\pi') - C\, \max_s D_{\mathrm{KL}}\big(\pi(\cdot|s)\,\|\,\pi'(\cdot|s)\big),
+# \qquad C = \frac{4\,\epsilon\,\gamma}{(1-\gamma)^2},\quad \epsilon = \max_{s,a} |A_\pi(s,a)|.$$
+#
+# Maximising the right-hand side at every iteration never lowers $J$ (at $\pi' = \pi$ it equals $J(\pi)$). The
+# practical algorithm changes three things: the *maximum* KL becomes the *mean* KL under $d_\pi$; the penalty
+# becomes a fixed radius $\delta$; and $L$ is estimated from samples. On the small MDP all of it is exact, so we
+# can check the theorem and then each relaxation.
+
+# %%
+def trust_region_terms(theta, theta_new):
+    """Exact J(new) - J(old), surrogate gain L(new) - J(old), max and mean KL over the live states (mean under the
+    normalised visitation of the old policy), and the penalty C * max KL of the lower bound."""
+    pi_old, pi_new = mdp.policy(theta).detach(), mdp.policy(theta_new).detach()
+    d = mdp.discounted_state_visitation(theta).detach()
+    adv_old = mdp.advantages(theta).detach()
+    kl = (pi_old * (pi_old.log() - pi_new.log())).sum(-1)[live_states]
+    weight = d[live_states] / d[live_states].sum()
+    C = 4 * adv_old[live_states].abs().max().item() * mdp.gamma / (1 - mdp.gamma) ** 2
+    return {"gain": (mdp.J(theta_new) - mdp.J(theta)).item(),
+            "surrogate_gain": (d * (pi_new * adv_old).sum(1)).sum().item(),
+            "max_kl": kl.max().item(), "mean_kl": (weight * kl).sum().item(), "penalty": C * kl.max().item()}
+
+
+rng_tr = np.random.default_rng(0)
+theta_a = torch.as_tensor(rng_tr.normal(size=(S, A)))
+terms = [trust_region_terms(theta_a, theta_a + size * torch.as_tensor(rng_tr.normal(size=(S, A))))
+         for size in rng_tr.uniform(0.01, 3.0, 100)]
+slack = min(t["gain"] - (t["surrogate_gain"] - t["penalty"]) for t in terms)
+print(f"100 random steps: the lower bound holds with smallest slack {slack:.3f}")
+assert slack >= -1e-12  # the theorem: J(pi') - J(pi) >= (L - J) - C max KL, for every step
+
+# %% [markdown]
+# The theorem holds. Now a step of the size TRPO takes: the radius $\delta = 0.02$ in *mean* KL (the quadratic
+# model, step 2 of section 5), along a direction in which the exact surrogate improves. Searching random policies
+# and directions on this MDP finds cases (seed 1277 below) where such a step passes both of TRPO's checks and still
+# lowers the true return:
+
+# %%
+def mean_kl_fisher(theta):
+    """The Fisher matrix of the mean KL under the normalised visitation: the quadratic model of TRPO's constraint."""
+    pi = mdp.policy(theta).detach()
+    d = mdp.discounted_state_visitation(theta).detach()
+    w = torch.where(live_states, d, torch.zeros_like(d))
+    w = w / w.sum()
+    return torch.block_diag(*[w[s] * (torch.diag(pi[s]) - torch.outer(pi[s], pi[s])) for s in range(S)])
+
+
+rng_ex = np.random.default_rng(1277)
+theta_b = torch.as_tensor(rng_ex.normal(size=(S, A)) * 1.5)
+direction = torch.as_tensor(rng_ex.normal(size=(S, A)))
+x_dir = direction.reshape(-1)
+trpo_sized = (2 * 0.02 / (x_dir @ mean_kl_fisher(theta_b) @ x_dir)).sqrt() * direction
+ex = trust_region_terms(theta_b, theta_b + trpo_sized)
+print(f"mean KL {ex['mean_kl']:.4f} (radius 0.02), max KL {ex['max_kl']:.4f}; surrogate gain "
+      f"{ex['surrogate_gain']:+.4f}; true change of J {ex['gain']:+.4f}; the bound's penalty {ex['penalty']:.1f}")
+assert ex["mean_kl"] <= 0.02 and ex["surrogate_gain"] > 0  # TRPO's line search accepts this step ...
+assert ex["gain"] < 0                                      # ... and the true return goes down
+assert ex["surrogate_gain"] - ex["penalty"] < 0            # the theorem promised nothing for it
+
+# %% [markdown]
+# Three things broke the promise, and each is one of the practical changes:
+# - **Mean instead of max KL.** The step's largest per-state KL is several times its mean: states the old policy
+#   rarely visits can change a lot while barely moving the average, and the surrogate, which weights states by
+#   the *old* visitation, does not see that the new policy visits them more.
+# - **A fixed radius instead of the penalty.** At $\delta = 0.02$ the bound's penalty $C \max \mathrm{KL}$ is
+#   thousands of times the surrogate gain: with $\gamma = 0.9$, $C = 4\epsilon\gamma/(1-\gamma)^2 = 360\,\epsilon$.
+#   The step sizes that the theorem certifies are far too small to learn with, which is why TRPO uses a radius.
+# - **A sampled surrogate.** On CartPole (section 5) $L$ and the KL are averages over a batch; a noisy estimate can
+#   accept a step that the exact surrogate would reject.
+#
+# So TRPO is a careful *heuristic* inspired by a monotonic-improvement theorem, not an algorithm with that
+# guarantee. In practice its steps rarely hurt (on CartPole its returns rise steadily, section 5); the line search
+# makes bad steps unlikely, not impossible. See `docs/errata.md`, E1.

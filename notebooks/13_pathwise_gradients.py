@@ -192,11 +192,33 @@ need = {m: math.ceil(est[m][1] / (0.1 * true_grad.norm().item()) ** 2) for m in 
 print("samples for a 10 % standard error:", need)
 
 # %% [markdown]
-# **Take-away.** Sampling an action with `torch.distributions` breaks the chain from the critic back to the actor;
-# reparameterizing it, $a = \mu_\theta(s) + \sigma_\theta(s)\,\epsilon$, keeps the chain intact, and the actor
+# **Take-away.** Sampling an action with `torch.distributions`' `.sample()` breaks the chain from the critic back to
+# the actor; reparameterizing it, $a = \mu_\theta(s) + \sigma_\theta(s)\,\epsilon$, keeps the chain intact (the same
+# distributions do this for you with `.rsample()`, see the cell below), and the actor
 # update becomes "move the action in the direction in which $Q$ rises", averaged over a little noise. In the limit
 # $\sigma \to 0$ this is exactly DDPG/TD3's deterministic policy gradient (notebook 12); SAC keeps $\sigma > 0$ and
 # adds an entropy bonus so that the noise does not collapse (notebooks 14-16).
 #
+# **Erratum E5: `torch.distributions` and the chain.** It is `.sample()` that cuts the graph, not the library:
+# `.rsample()` draws $\epsilon$ and returns $\mu + \sigma \epsilon$ as a differentiable function of $\mu$ and $\sigma$,
+# exactly the reparameterisation above (`Normal`, `MultivariateNormal` and others have it: `has_rsample`). Checked:
+
+# %%
+mu_e5 = torch.tensor(0.5, requires_grad=True)
+log_std_e5 = torch.tensor(-1.0, requires_grad=True)
+dist_e5 = torch.distributions.Normal(mu_e5, log_std_e5.exp())
+drawn = dist_e5.sample()
+torch.manual_seed(0)
+a_r = dist_e5.rsample()
+a_r.pow(2).backward()  # d(a^2)/d mu = 2a, d(a^2)/d log_std = 2a * sigma * eps
+torch.manual_seed(0)
+eps_e5 = torch.randn(())  # the same draw that rsample used
+print(f"sample(): requires_grad={drawn.requires_grad};  rsample(): d(a^2)/dmu = {mu_e5.grad.item():.4f} "
+      f"(2a = {2 * a_r.item():.4f})")
+assert not drawn.requires_grad and dist_e5.has_rsample
+assert torch.isclose(mu_e5.grad, 2 * a_r.detach())
+assert torch.isclose(log_std_e5.grad, 2 * a_r.detach() * log_std_e5.exp().detach() * eps_e5)
+
+# %% [markdown]
 # **Think about it.** The score function needs no slope, so it works when actions are discrete or $f$ is a
 # black box (a simulator you cannot differentiate). Which of the course's environments could *only* use it?
