@@ -35,6 +35,10 @@
 # the folder). `exercises/` holds the blank originals, which the course authors regenerate: do not work there. For a
 # fresh copy of an exercise, rename or delete both of its files in `work/` and start `make lab` again. The completed
 # versions are in `solutions/`. Try the exercise first.
+#
+# **Where the lecture and the computations disagree.** A few statements of the lecture do not survive an exact
+# computation (TRPO's "guaranteed" improvement, the target A2C really uses, and others). Each is listed in
+# [the errata](../docs/errata.md) with the notebook cell whose `assert` shows it.
 
 # %%
 import lecturekit as lk
