@@ -125,6 +125,14 @@ def _first_line(text: str) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def _failure_detail(e: BaseException) -> str:
+    """The checker's first line, plus what the function raised when that is the failure (MemoryError, ...)."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()
+    got = next((ln.strip()[len("got:"):].strip() for ln in lines[1:] if ln.strip().startswith("got:")), "")
+    raised = re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b", got)
+    return lines[0] + (f" (raised {got[:150]})" if raised else "") if lines else ""
+
+
 class _Live:
     """The sandboxes running now, so that Ctrl-C can end them all."""
 
@@ -202,7 +210,7 @@ class _Notebook:
     def check(self, c: _Check, note: str = "") -> None:
         t0 = time.monotonic()
         result, detail = self.verdict(c)
-        if result == "crashed" and self.first_error and self.first_error not in detail:
+        if result == "crashed" and self.first_error and detail not in self.first_error:
             detail += f" ({self.first_error})"
         row = Row(self.student, self.name, c.exercise, result, "; ".join(filter(None, [detail, note])),
                   round(time.monotonic() - t0, 2))
@@ -232,7 +240,7 @@ class _Notebook:
         except CheckFailed as e:
             if NOT_IMPLEMENTED in str(e):
                 return "not implemented", ""
-            return "failed", _first_line(e)
+            return "failed", _failure_detail(e)
         except sb.UsesReference as e:
             return "failed", f"uses the reference implementation ({e})"
         except sb.SandboxTimeout:
