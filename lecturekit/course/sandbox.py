@@ -782,14 +782,17 @@ class Sandbox:
         self.resp_r, resp_w = os.pipe()
         intr_r, self.intr_w = os.pipe()
         # -c, not -m: the server's module must be the one the arguments' stubs are unpickled from
-        server = [sys.executable, "-I", "-B", "-c", "import sys; from lecturekit.course.sandbox import main; "
-                  "main(sys.argv[1:])", str(req_r), str(resp_w), str(intr_r)]
+        # and the grader's own lecturekit, whichever way it is installed
+        parent = str(Path(__file__).resolve().parents[2])
+        server = [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {parent!r}); "
+                  "from lecturekit.course.sandbox import main; main(sys.argv[1:])", str(req_r), str(resp_w),
+                  str(intr_r)]
         self.cgroup = None
         if unsafe:
             cmd = server
         else:
-            cmd = [bwrap_path(), *_mounts(), "--size", str(self.limits.disk_mb << 20), "--tmpfs", "/tmp",
-                   "--dev", "/dev", "--proc", "/proc", "--unshare-all", "--die-with-parent", "--new-session",
+            cmd = [bwrap_path(), "--size", str(self.limits.disk_mb << 20), "--tmpfs", "/tmp", "--dev", "/dev",
+                   "--proc", "/proc", *_mounts(), "--unshare-all", "--die-with-parent", "--new-session",
                    "--cap-drop", "ALL", "--hostname", "sandbox", "--chdir", "/tmp", "--", *server]
             self.cgroup = _Cgroup(self.limits)
             cmd = self.cgroup.wrap(cmd)
