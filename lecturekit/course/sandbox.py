@@ -54,7 +54,7 @@ import types
 from pathlib import Path
 
 JACOBIAN_MAX = 4096          # outputs with more elements come back with the gradient of their sum only
-MESSAGE_MAX = 256 << 20      # the largest message the grader accepts from a sandbox
+MESSAGE_MAX = 64 << 20       # the largest message the grader accepts from a sandbox (bounds its memory)
 NODES_MAX = 2_000_000        # the most values the grader decodes from one message
 
 # What each checker blocks while the student's function runs: the function's own reference and what computes the
@@ -878,7 +878,7 @@ class Sandbox:
 
     def _answer(self, deadline: float, handle=None):
         """The reply to the last request; callbacks are served on the way.  On a time-out the student's code is
-        interrupted; if it does not stop within 5 s, the sandbox is killed."""
+        interrupted; if it does not stop within 10 s, the sandbox is killed."""
         try:
             while True:
                 msg = self._recv(deadline)
@@ -890,7 +890,7 @@ class Sandbox:
             self.timed_out = True
             try:
                 os.write(self.intr_w, b"!")
-                end = time.monotonic() + 5
+                end = time.monotonic() + 10
                 while True:
                     msg = self._recv(end)
                     if isinstance(msg, tuple) and msg and msg[0] == "callback":
