@@ -213,6 +213,8 @@ class _Notebook:
         result, detail = self.verdict(c)
         if result == "crashed" and self.first_error and detail not in self.first_error:
             detail += f" ({self.first_error})"
+        if _LIVE.stop.is_set():  # stopped by Ctrl-C: no verdict, no row
+            return
         row = Row(self.student, self.name, c.exercise, result, "; ".join(filter(None, [detail, note])),
                   round(time.monotonic() - t0, 2))
         self.rows[c.exercise] = row
@@ -222,8 +224,6 @@ class _Notebook:
         from lecturekit.course import checks
         from lecturekit.course.checking import NOT_IMPLEMENTED, CheckFailed
 
-        if _LIVE.stop.is_set():
-            return "crashed", "grading was stopped (Ctrl-C) before this check"
         if self.box.dead:
             return "crashed", self.box.dead
         left = self.deadline - time.monotonic()
@@ -304,7 +304,7 @@ def grade_notebook(path: Path, student: str, timeout: float = 300, cell_timeout:
     finally:
         _LIVE.remove(box)
         box.close()
-    return [graded.rows[c.exercise] for c in wanted]
+    return [graded.rows[c.exercise] for c in wanted if c.exercise in graded.rows]
 
 
 class _QuietThreads:

@@ -805,11 +805,20 @@ class Sandbox:
                 os.close(fd)
         self.drainer = threading.Thread(target=self._drain, daemon=True)
         self.drainer.start()
-        self._send({"op": "init", "references": references, "unsafe": unsafe, "notebook": notebook,
-                    "limits": dataclasses.asdict(self.limits)})
-        msg = self._answer(time.monotonic() + startup_timeout)
-        if msg != ("ready",):
-            raise SandboxDied("the sandbox did not start")
+        try:
+            self._send({"op": "init", "references": references, "unsafe": unsafe, "notebook": notebook,
+                        "limits": dataclasses.asdict(self.limits)})
+            msg = self._answer(time.monotonic() + startup_timeout)
+            if msg != ("ready",):
+                raise SandboxDied("the sandbox did not start")
+        except BaseException as e:
+            why = self.out_tail.decode(errors="replace").strip().splitlines()[-1:] if self.out_tail else []
+            self.close()
+            if isinstance(e, SandboxTimeout):
+                raise SandboxDied(f"the sandbox did not start within {startup_timeout:g} s") from None
+            if isinstance(e, SandboxDied) and why:
+                raise SandboxDied(f"{e}: {why[0][:200]}") from None
+            raise
 
     # -- plumbing ---------------------------------------------------------------------------------------------------
     def _drain(self) -> None:
