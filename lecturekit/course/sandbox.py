@@ -784,7 +784,7 @@ class Sandbox:
         # -c, not -m: the server's module must be the one the arguments' stubs are unpickled from
         # and the grader's own lecturekit, whichever way it is installed
         parent = str(Path(__file__).resolve().parents[2])
-        server = [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {parent!r}); "
+        server = [sys.executable, "-I", "-B", "-u", "-c", f"import sys; sys.path.insert(0, {parent!r}); "
                   "from lecturekit.course.sandbox import main; main(sys.argv[1:])", str(req_r), str(resp_w),
                   str(intr_r)]
         self.cgroup = None
