@@ -705,10 +705,10 @@ def _mounts() -> list[str]:
     return out
 
 
-def _sandbox_env() -> dict:
+def _sandbox_env(tmp: str = "/tmp") -> dict:
     """A clean environment: nothing of the instructor's (tokens, paths) leaks in."""
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/home", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-            "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/home/.matplotlib", "IPYTHONDIR": "/tmp/home/.ipython",
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": f"{tmp}/home", "TMPDIR": tmp, "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{tmp}/home/.matplotlib", "IPYTHONDIR": f"{tmp}/home/.ipython",
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "LECTUREKIT_SANDBOX": "1"}
 
@@ -788,7 +788,11 @@ class Sandbox:
                   "from lecturekit.course.sandbox import main; main(sys.argv[1:])", str(req_r), str(resp_w),
                   str(intr_r)]
         self.cgroup = None
-        if unsafe:
+        self.scratch = None
+        tmp = "/tmp"
+        if unsafe:  # a scratch folder of our own instead of the sandbox's tmpfs, removed at the end
+            import tempfile
+            self.scratch = tmp = tempfile.mkdtemp(prefix="lecturekit-grade-")
             cmd = server
         else:
             cmd = [bwrap_path(), "--size", str(self.limits.disk_mb << 20), "--tmpfs", "/tmp", "--dev", "/dev",
@@ -799,7 +803,7 @@ class Sandbox:
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, pass_fds=(req_r, resp_w, intr_r),
-                                         env=_sandbox_env(), cwd="/tmp", start_new_session=True)
+                                         env=_sandbox_env(tmp), cwd=tmp, start_new_session=True)
         finally:
             for fd in (req_r, resp_w, intr_r):
                 os.close(fd)
@@ -955,6 +959,8 @@ class Sandbox:
             except OSError:
                 pass
         self.drainer.join(timeout=5)
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def kill(self) -> None:
         """Kill the sandbox and everything it started (its PID namespace ends with it)."""
@@ -1107,6 +1113,7 @@ class _Server:
             name, data = msg["notebook"]
             with open(os.path.join(work, os.path.basename(name) or "submission.ipynb"), "wb") as f:
                 f.write(data)
+        os.makedirs(os.path.join(tempfile.gettempdir(), "home"), exist_ok=True)
         os.chdir(work)
         # the checkers do nothing in here (the grader runs them on the functions), and the references get guards;
         # both as soon as their modules are imported, so that a notebook imports only what it uses
@@ -1374,7 +1381,6 @@ def main(argv: list[str]) -> None:
     req, resp, intr = (int(a) for a in argv[:3])
     signal.signal(signal.SIGINT, signal.default_int_handler)
     _SERVER = _Server(req, resp, intr)
-    os.makedirs("/tmp/home", exist_ok=True)
     _SERVER.loop()
     os._exit(0)
 
