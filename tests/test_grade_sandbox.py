@@ -188,7 +188,7 @@ def test_ctrl_c_keeps_every_row_so_far(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "lecturekit", "grade", str(tmp_path), "--csv", str(out),
                           "--cell-timeout", "300"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (out.exists() and "a,"in out.read_text()):
+    while time.monotonic() < deadline and not (out.exists() and "a," in out.read_text()):
         time.sleep(0.3)
     time.sleep(2)  # b is looping now
     p.send_signal(signal.SIGINT)

@@ -30,7 +30,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import queue
 import re
 import sys
