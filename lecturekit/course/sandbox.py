@@ -726,6 +726,7 @@ class _Cgroup:
             name = f"lecturekit-grade-{os.getpid()}-{_Cgroup.counter}"
         root = Path("/sys/fs/cgroup")
         mem = limits.memory_mb << 20
+        _Cgroup.sweep()
         try:
             if (root / "cgroup.controllers").exists():  # v2
                 d = root / name
@@ -745,6 +746,19 @@ class _Cgroup:
             self.remove()
             self.dirs = []
 
+    @staticmethod
+    @functools.lru_cache(maxsize=1)
+    def sweep() -> None:
+        """Remove the empty cgroups of graders that no longer run (killed before they could clean up)."""
+        root = Path("/sys/fs/cgroup")
+        for d in [*root.glob("lecturekit-grade-*-*"), *root.glob("*/lecturekit-grade-*-*")]:
+            try:
+                pid = int(d.name.split("-")[2])
+                if not Path(f"/proc/{pid}").exists():
+                    d.rmdir()
+            except (OSError, ValueError, IndexError):
+                pass
+
     def wrap(self, cmd: list[str]) -> list[str]:
         if not self.dirs:
             return cmd
@@ -753,7 +767,7 @@ class _Cgroup:
 
     def remove(self) -> None:
         for d in self.dirs:
-            for _ in range(50):
+            for _ in range(200):  # the kernel takes a moment to reap the killed processes
                 try:
                     pids = (d / "cgroup.procs").read_text().split()
                     for pid in pids:
