@@ -504,6 +504,13 @@ def main(argv: list[str] | None = None) -> int:
     if not subs:
         print(f"error: no .ipynb notebooks found in {', '.join(args.paths)}", file=sys.stderr)
         return 2
+    jsonl = args.jsonl if args.jsonl is not None else (str(Path(args.csv).with_suffix(".jsonl")) if args.csv else "")
+    for out in filter(None, (args.csv, jsonl)):
+        try:  # writable? (appending changes nothing yet)
+            open(out, "a").close()
+        except OSError as e:
+            print(f"error: cannot write the results: {e}", file=sys.stderr)
+            return 2
     if not args.unsafe:
         why = sb.bwrap_problem()
         if why:
@@ -512,7 +519,6 @@ def main(argv: list[str] | None = None) -> int:
                   "grade-deps` (or: sudo apt-get install bubblewrap), or pass --unsafe to run the submissions with "
                   "your own permissions.", file=sys.stderr)
             return 2
-    jsonl = args.jsonl if args.jsonl is not None else (str(Path(args.csv).with_suffix(".jsonl")) if args.csv else "")
     try:
         writer = RowWriter(args.csv, jsonl)
     except OSError as e:
