@@ -8,7 +8,7 @@ export OMP_NUM_THREADS := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup lab test test-unit test-notebooks sync exercises check bench clean
-.PHONY: html browser-deps browser-check screenshots
+.PHONY: html browser-deps browser-check screenshots grade-deps
 CHROMIUM := /usr/lib/chromium/chromium
 # the Playwright version the browser tests are written for: pyproject.toml's optional dependency 'browser'
 PLAYWRIGHT := $(shell sed -n 's/^browser = \["\(playwright==[^"]*\)"\].*/\1/p' pyproject.toml)
@@ -65,6 +65,14 @@ browser-deps: setup  ## what tests/browser needs: Debian's chromium + libjs-math
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libjs-mathjax; \
 	fi
 	$(PY) -m pip install --quiet --disable-pip-version-check "$(PLAYWRIGHT)"
+
+grade-deps: setup  ## what `python -m lecturekit grade` needs: bubblewrap (apt-get, as root), checked by starting a sandbox
+	@if ! command -v bwrap >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "grade-deps: run as root, or: sudo apt-get install bubblewrap"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	fi
+	@$(PY) -c "from lecturekit.course.sandbox import bwrap_problem as p; w = p(); print('grade-deps:', w or 'bubblewrap starts a sandbox here'); raise SystemExit(1 if w else 0)"
 
 browser-check:
 	@if [ -x $(CHROMIUM) ] && $(PY) -c "import playwright" 2>/dev/null; then \

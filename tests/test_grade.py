@@ -76,7 +76,7 @@ def graded(tmp_path_factory):
     out_csv = root / "grades.csv"
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = cli.main(["grade", str(root), "--timeout", "120", "--cell-timeout", "8", "--csv", str(out_csv),
+        status = cli.main(["grade", str(root), "--timeout", "120", "--cell-timeout", "20", "--csv", str(out_csv),
                            "--jobs", "2"])
     assert status == 0, stderr.getvalue()
     with open(out_csv) as f:
@@ -117,7 +117,7 @@ def test_empty_submission_is_not_implemented(graded):
 
 def test_endless_loop_times_out_and_the_rest_is_graded(graded):
     res, detail = result(graded, "dave", "softmax_score")
-    assert res == "timed out" and "8 s" in detail, detail
+    assert res == "timed out" and "20 s" in detail, detail
     assert [result(graded, "dave", e)[0] for e in EXERCISES[1:]] == ["passed"] * 3
 
 
@@ -134,7 +134,7 @@ def test_import_error_deleted_cell_and_dead_kernel(graded):
     # torch was never imported: the checker reports the student's NameError as a wrong answer
     assert result(graded, "frank", "gaussian_log_prob")[0] == "failed"
     res, detail = result(graded, "frank", "cem_update")
-    assert res == "crashed" and "kernel died" in detail, detail
+    assert res == "crashed" and "process" in detail, detail
 
 
 def test_student_names_from_files(tmp_path):

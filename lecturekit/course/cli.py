@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["grade"]:  # grade owns its options: lecturekit.course.grade.main
+        from lecturekit.course import grade
+        return grade.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
