@@ -12,7 +12,7 @@ from lecturekit.returns import gae
 
 # --- gae ----------------------------------------------------------------------------------------------------------
 def _gae_variant(r, v, d, lv, gamma, lam, *, done_in_delta=True, done_in_rec=True, next_v=True, use_last=True,
-                 use_lam=True, shift_done=False) -> np.ndarray:
+                 use_lam=True, shift_done=False, use_gamma_rec=True) -> np.ndarray:
     """GAE with one piece of the recursion changed: what a common mistake computes."""
     r, v, d = (np.asarray(x, dtype=np.float64) for x in (r, v, d))
     lv = np.asarray(lv, dtype=np.float64) if use_last else np.zeros(r.shape[1])
@@ -22,7 +22,8 @@ def _gae_variant(r, v, d, lv, gamma, lam, *, done_in_delta=True, done_in_rec=Tru
     delta = r + gamma * (1 - d if done_in_delta else 1) * nv - v
     adv, run = np.zeros_like(r), np.zeros(r.shape[1])
     for t in range(T - 1, -1, -1):
-        run = delta[t] + gamma * (lam if use_lam else 1.0) * (1 - d_rec[t] if done_in_rec else 1) * run
+        run = delta[t] + (gamma if use_gamma_rec else 1.0) * (lam if use_lam else 1.0) * \
+            (1 - d_rec[t] if done_in_rec else 1) * run
         adv[t] = run
     return adv
 
@@ -38,6 +39,10 @@ def _gae_mistakes(r, v, d, lv, gamma, lam) -> dict:
         "no_lambda": (_gae_variant(r, v, d, lv, gamma, lam, use_lam=False),
                       "lambda is missing: the recursion is "
                       "A_t = delta_t + gamma * lam * (1 - terminated_t) * A_{t+1}."),
+        "lam_not_gamma_lam": (_gae_variant(r, v, d, lv, gamma, lam, use_gamma_rec=False),
+                              "the recursion multiplies A_{t+1} by lam alone: it is gamma * lam, "
+                              "A_t = delta_t + gamma * lam * (1 - terminated_t) * A_{t+1} (GAE sums "
+                              "(gamma * lam)^l delta_{t+l}; gamma discounts, lam mixes the n-step estimates)."),
         "no_done": (_gae_variant(r, v, d, lv, gamma, lam, done_in_delta=False, done_in_rec=False),
                     "a terminated step must not bootstrap nor pass on A_{t+1}: multiply both V_{t+1} in delta_t and "
                     "A_{t+1} in the recursion by (1 - terminated_t)."),

@@ -232,8 +232,28 @@ def _temp_mistakes(log_alpha, lp, target) -> dict:
         "log_alpha": ((float(log_alpha) * (-lp - target)).mean(),
                       "use alpha = exp(log_alpha) in the loss, not log_alpha itself."),
         "plus_target": ((a * (-lp + target)).mean(), "subtract the target entropy: (-logp - target_entropy)."),
+        "logp_sign": ((a * (lp - target)).mean(), "-logp (not +logp) is the entropy estimate: the loss is "
+                                                  "mean(alpha * (-logp - target_entropy))."),
         "sum": ((a * (-lp - target)).sum(), "average over the batch (.mean()), do not sum."),
     }
+
+
+def _expect_temperature_direction(c: Check, got, ref, log_alpha, ref_log_alpha, lp, target, case: str) -> None:
+    """A flipped sign shows in the gradient first: gradient descent must shrink alpha when the entropy estimate
+    -mean(logp) is above the target and grow it when below, whatever else the formula does."""
+    if not (isinstance(got, torch.Tensor) and got.requires_grad and got.numel() == 1):
+        return  # the value and gradient checks that follow say what is wrong
+    (g,) = torch.autograd.grad(got.sum(), [log_alpha], retain_graph=True, allow_unused=True)
+    (r,) = torch.autograd.grad(ref.sum(), [ref_log_alpha], retain_graph=True)
+    if g is None or float(g) == 0.0 or float(r) == 0.0 or (float(g) > 0) == (float(r) > 0):
+        return
+    entropy = -float(lp.mean())
+    above = entropy > target
+    c.fail(f"{case} (gradient with respect to `log_alpha`)", expected=r, got=g,
+           hint=f"the sign is flipped: here the entropy estimate -mean(logp) = {entropy:.3g} is "
+                f"{'above' if above else 'below'} the target {target:g}, so a gradient step must "
+                f"{'shrink' if above else 'grow'} alpha, and yours would {'grow' if above else 'shrink'} it. "
+                "L = mean(alpha * (-logp - target_entropy)) with alpha = exp(log_alpha).")
 
 
 @checker("temperature_loss")
@@ -253,6 +273,7 @@ def check_temperature_loss(fn) -> None:
         got = c.call(fn, *ins, target, case=case)
         ref_ins = [_leaf(log_alpha), _leaf(lp)]
         ref = _temp_ref(*ref_ins, target)
+        _expect_temperature_direction(c, got, ref, ins[0], ref_ins[0], lp, target, case)
         c.expect_tensor(got, ref.detach(), case=case, mistakes=_temp_mistakes(log_alpha, lp, target))
         _expect_grads(c, got, ref, ins, ref_ins, ["log_alpha", "logp"], case, {
             "log_alpha": ("no gradient reaches log_alpha: build the loss from torch.exp(log_alpha) (not .item() or a "
