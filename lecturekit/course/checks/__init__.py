@@ -24,6 +24,8 @@ from lecturekit.course.checks.trpo import check_natural_gradient_step, check_tab
 from lecturekit.course.checks.ppo import check_n_step_advantage  # ex05
 from lecturekit.course.checks.td3 import check_dpg_actor_loss  # ex06
 from lecturekit.course.checks.sac import check_reparameterized_sample, check_tanh_density  # ex07
+from lecturekit.course.checks.find_the_bug import (  # ex08
+    check_fixed_critic_loss, check_fixed_policy_loss, check_fixed_reward_to_go)
 
 __all__ = [
     "CheckFailed", "check_discounted_returns", "check_softmax_score", "check_gaussian_log_prob",
@@ -36,4 +38,5 @@ __all__ = [
     "check_log_derivative_gradient", "check_score_estimator_moments", "check_score_gradient_samples",
     "check_tabular_fisher", "check_natural_gradient_step", "check_n_step_advantage", "check_dpg_actor_loss",
     "check_reparameterized_sample", "check_tanh_density",
+    "check_fixed_reward_to_go", "check_fixed_policy_loss", "check_fixed_critic_loss",
 ]
