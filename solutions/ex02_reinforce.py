@@ -175,3 +175,158 @@ assert abs(mu - 1.0) < 0.2 and expected_revenue(mu) >= 0.98 * expected_revenue(1
 # **Think about it.** Run the pricing loop with `baseline=0.0`. The estimate stays unbiased, so why does $\mu$ wander
 # much more? (Notebook 05 measures exactly this.) And what would go wrong with prices below 0 if we did not clip them
 # inside the demand model?
+
+# %% [markdown] tags=["answer"]
+# **Answer.** Revenues are all positive (about 0 to 3 per sale), so without a baseline every sampled price is
+# pushed *up* in probability, the good ones only a little more than the bad ones. The estimate is still unbiased
+# (the pushes cancel on average, because $\mathbb E[\nabla\log\pi] = 0$), but each step is a large random push
+# whose useful part is a small difference: its variance is proportional to $\mathbb E[R^2]$ instead of
+# $\mathbb E[(R - b)^2]$, so $\mu$ performs a random walk around the slow drift. With the mean revenue as
+# baseline, only prices that did better than the batch average are reinforced.
+#
+# Without the clip, a price $a < 0$ would have demand $3e^{-a}$, growing exponentially (22 buyers at $a = -2$, 8 900
+# at $a = -8$), and a revenue $a \cdot D$ that is hugely negative: a few rare samples in the left tail of the Gaussian
+# would dominate the whole batch. The estimate gets a heavy tail (enormous variance, occasional overflow), although
+# a negative price is meaningless for the shop anyway.
+
+# %% [markdown]
+# ## 3. A derivation with a numerical answer: the baseline changes the variance, not the mean
+#
+# Lecture: "Variance Reduction By Baseline". One sample of the score-function estimator for a bandit with softmax
+# policy $\pi = \mathrm{softmax}(h)$ and rewards $r(a)$ is $\hat g(a) = (r(a) - b)\,(e_a - \pi)$ with $a \sim \pi$. Derive
+# on paper that
+#
+# $$\mathbb E_{a\sim\pi}\big[b\,(e_a - \pi)\big] = b \sum_a \pi(a)(e_a - \pi) = b\,(\pi - \pi) = 0,$$
+#
+# so the mean of $\hat g$ is the exact gradient $\nabla_h J$ for every $b$, while its total variance
+# $\operatorname{Var}[\hat g] = \mathbb E\|\hat g\|^2 - \|\mathbb E \hat g\|^2$ does depend on $b$. Then compute both
+# **exactly**, as sums over the actions (no sampling).
+
+# %%
+from lecturekit.checks import check_score_estimator_moments
+
+
+def score_estimator_moments(logits, rewards, baseline):
+    """Exact mean and total variance of g(a) = (r(a) - baseline) * (e_a - pi), a ~ pi = softmax(logits).
+
+    logits, rewards: NumPy arrays (A,); baseline: a float.
+    Returns (mean, variance): mean a float NumPy array (A,) = sum_a pi(a) g(a); variance a float
+    = sum_a pi(a) |g(a)|^2 - |mean|^2 (the sum of the variances of the A entries).
+    """
+    ### BEGIN SOLUTION
+    h = np.asarray(logits, dtype=float)
+    pi = np.exp(h - h.max())
+    pi /= pi.sum()
+    g = (np.asarray(rewards, dtype=float) - baseline)[:, None] * (np.eye(len(pi)) - pi)  # row a: g(a)
+    mean = pi @ g
+    return mean, float(pi @ (g * g).sum(1) - mean @ mean)
+    ### END SOLUTION
+
+
+# %%
+check_score_estimator_moments(score_estimator_moments)
+
+# %% [markdown]
+# The variance is a quadratic in $b$. Setting its derivative to zero gives the variance-minimising constant baseline
+# $b^\star = \mathbb E[\|\nabla\log\pi\|^2 r] \,/\, \mathbb E[\|\nabla\log\pi\|^2]$, a *weighted* mean of the rewards,
+# close to but not equal to $\mathbb E[r]$. Your function, swept over $b$:
+
+# %% tags=["uses-answer"]
+h, r = np.array([0.3, -0.4, 1.0]), np.array([5.0, 6.0, 4.0])
+bs = np.linspace(0, 10, 201)
+means, variances = zip(*(score_estimator_moments(h, r, b) for b in bs))
+p = np.exp(h) / np.exp(h).sum()
+sq_score = ((np.eye(3) - p) ** 2).sum(1)  # |grad log pi(a)|^2
+b_star = (p * sq_score * r).sum() / (p * sq_score).sum()
+plt.figure(figsize=(6, 3))
+plt.plot(bs, variances)
+plt.axvline(b_star, color="C2", ls="--", label=f"$b^*$ = {b_star:.3f}")
+plt.axvline(p @ r, color="C3", ls=":", label=f"mean reward = {p @ r:.3f}")
+plt.xlabel("baseline b"), plt.ylabel("total variance"), plt.legend(), plt.show()
+assert np.allclose(means, means[0])                    # the mean does not move with b
+assert abs(bs[np.argmin(variances)] - b_star) < 0.05   # the minimum is at b*
+assert variances[0] > 10 * min(variances)              # and b = 0 is far worse here
+
+# %% [markdown]
+# ## 4. Measure it: the variance of REINFORCE on the small MDP, with and without a baseline
+#
+# Now the same question on an MDP with states, where the lecture's estimator is
+#
+# $$\hat g = \sum_t \gamma^t \big(G_t - b(s_t)\big)\,\nabla_\theta \log\pi_\theta(a_t \mid s_t),
+#   \qquad G_t = \sum_{k \ge t} \gamma^{k-t} r_k,$$
+#
+# one sample per episode. The policy is a tabular softmax, $\pi(\cdot|s) = \mathrm{softmax}(\theta[s])$, so
+# $\nabla_\theta \log\pi(a|s)$ is $e_a - \pi(\cdot|s)$ in row $s$ of an $(S, A)$ array and zero elsewhere. Write the
+# per-episode samples; the cell after the check measures their mean and variance for three baselines against the
+# exact gradient of `lecturekit.tabular` (which knows the model; your function sees only the episodes).
+
+# %%
+from lecturekit.checks import check_score_gradient_samples
+from lecturekit.returns import discounted_returns
+
+
+def score_gradient_samples(theta, episodes, gamma, baseline):
+    """One REINFORCE gradient sample per episode, g_i = sum_t gamma^t (G_t - b(s_t)) grad log pi(a_t|s_t).
+
+    theta:    NumPy array (S, A), the logits of the tabular softmax policy.
+    episodes: list of n tuples (states (T,), actions (T,), rewards (T,)), T varying from episode to episode.
+    gamma:    discount factor.  baseline: a float (the same b for every state) or a NumPy array (S,) with b[s].
+    Returns a float NumPy array (n, S, A). Must not modify its inputs.
+    """
+    ### BEGIN SOLUTION
+    theta = np.asarray(theta, dtype=float)
+    S, A = theta.shape
+    pi = np.exp(theta - theta.max(1, keepdims=True))
+    pi /= pi.sum(1, keepdims=True)
+    b = np.broadcast_to(np.asarray(baseline, dtype=float), (S,))
+    out = np.zeros((len(episodes), S, A))
+    for i, (states, actions, rewards) in enumerate(episodes):
+        G = discounted_returns(rewards, gamma)
+        for t, (s, a) in enumerate(zip(states, actions)):
+            w = gamma ** t * (G[t] - b[s])
+            out[i, s] -= w * pi[s]
+            out[i, s, a] += w
+    return out
+    ### END SOLUTION
+
+
+# %%
+check_score_gradient_samples(score_gradient_samples)
+
+# %% [markdown]
+# The measurement. To make the effect large we add a reward of +1 to every step of the course's small MDP (the
+# optimal policy does not change much, but every return becomes large and positive, the case where a baseline
+# matters most). For each baseline: the variance of one episode's sample (summed over the 15 entries), and the
+# largest distance of the mean from the exact gradient in standard errors (about 1 to 3 if unbiased).
+
+# %% tags=["uses-answer"]
+from lecturekit.tabular.mdp import TabularMDP, small_mdp
+
+base = small_mdp()
+mdp = TabularMDP(P=base.P, R=base.R + 1.0 * ~base.terminal[:, None], gamma=base.gamma, mu0=base.mu0,
+                 terminal=base.terminal)
+theta = np.random.default_rng(1).normal(size=(mdp.n_states, mdp.n_actions))
+episodes = mdp.sample_episodes(theta, 4000, np.random.default_rng(0))
+exact = mdp.exact_gradient(theta).numpy()
+mean_G = np.mean(np.concatenate([discounted_returns(r, mdp.gamma) for _, _, r in episodes]))
+measured = {}
+for name, b in [("none", 0.0), ("mean return", mean_G), ("exact V(s)", mdp.value(theta).numpy())]:
+    g = score_gradient_samples(theta, episodes, mdp.gamma, b)
+    se = g.std(0, ddof=1) / np.sqrt(len(g))
+    live = se > 0
+    measured[name] = (g.var(0, ddof=1).sum(), np.max(np.abs(g.mean(0) - exact)[live] / se[live]))
+    print(f"baseline {name:12s}: variance {measured[name][0]:8.3f}   max |mean - exact| / s.e. {measured[name][1]:.2f}")
+assert all(z < 4.5 for _, z in measured.values())                    # unbiased with every baseline
+assert measured["exact V(s)"][0] < 0.4 * measured["none"][0]          # and about 3x less variance with one
+assert measured["mean return"][0] < 0.5 * measured["none"][0]
+
+# %% [markdown]
+# **Think about it.** The variance with $b = V(s)$ is about three times smaller here, yet the number of episodes needed
+# for a given accuracy of the *mean* is what matters for learning. By how much does the baseline cut that number?
+
+# %% [markdown] tags=["answer"]
+# **Answer.** By the same factor as the variance. The error of the mean of $n$ independent samples has
+# $\mathbb E\|\bar g_n - \nabla J\|^2 = \sigma^2 / n$ (no bias term, since the estimator is unbiased), so reaching a
+# given accuracy takes $n \propto \sigma^2$ episodes: a baseline that divides the variance by 3 lets REINFORCE reach
+# the same gradient accuracy with a third of the episodes, or take steps three times less noisy (in variance) with
+# the same data.

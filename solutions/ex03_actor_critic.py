@@ -76,6 +76,13 @@ print(bootstrapped_returns(np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]),
                            np.array([[False, False], [True, False], [False, False]]),
                            last_value=np.array([10.0, 10.0]), gamma=0.5))
 
+# %% [markdown] tags=["answer"]
+# **Answer.** Four of the six. Environment 1 never terminates, so all three of its returns reach $R_T$ = 10:
+# $R_2 = 1 + 0.5 \cdot 10 = 6$, $R_1 = 1 + 0.5 \cdot 6 = 4$, $R_0 = 1 + 0.5 \cdot 4 = 3$. Environment 0 terminates at
+# step 1, which cuts the sum there: $R_1 = 1$ and $R_0 = 1 + 0.5 \cdot 1 = 1.5$ never see `last_value`; but step 2
+# belongs to the *next* episode of environment 0, which is still running at the end of the rollout, so
+# $R_2 = 1 + 0.5 \cdot 10 = 6$ does use it.
+
 
 # %% [markdown]
 # ## 2. The A2C loss

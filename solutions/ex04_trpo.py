@@ -55,6 +55,15 @@ confident, uniform = torch.tensor([5.0, 0.0, 0.0]), torch.zeros(3)
 print(f"KL(confident || uniform) = {kl_categorical(confident, uniform).item():.3f}")
 print(f"KL(uniform || confident) = {kl_categorical(uniform, confident).item():.3f}")
 
+# %% [markdown] tags=["answer"]
+# **Answer.** About 1.02 and 2.25. $D_{\mathrm{KL}}(p\|q)$ averages $\log(p/q)$ under $p$, which sits almost entirely on
+# the first action, where $p/q \approx 3$: about $\log 3$. $D_{\mathrm{KL}}(q\|p)$ averages under the uniform $q$,
+# which puts a third of its mass on actions that $p$ gives probability 0.0067: each contributes
+# $\tfrac13 \log(\tfrac13 / 0.0067) \approx 1.3$. The KL is large when the second distribution misses mass where the
+# first one has it. TRPO bounds the mean over visited states of $D_{\mathrm{KL}}(\pi_{\theta_k} \| \pi_\theta)$, the
+# old policy first: the expectation is over actions the old policy takes, which is what the collected data can
+# estimate, and the new policy is kept from dropping the probability of any action the old one still uses.
+
 
 # %% [markdown]
 # ## 2. Conjugate gradient
@@ -114,6 +123,14 @@ b5 = torch.randn(200, dtype=torch.float64)
 for k in [3, 4, 5, 6]:
     x5 = conjugate_gradient(lambda v: A5 @ v, b5, iters=k, tol=0.0)
     print(f"{k} iterations: residual norm {(b5 - A5 @ x5).norm().item():.2e}")
+
+# %% [markdown] tags=["answer"]
+# **Answer.** Five. After $k$ iterations conjugate gradient has the best solution in the Krylov space spanned by
+# $b, Ab, \dots, A^{k-1}b$, which means it picks the best polynomial of degree $k$ to cancel the residual on
+# every eigenvalue of $A$. With 5 distinct eigenvalues, a degree-5 polynomial with those 5 roots cancels it exactly,
+# whatever the size of the matrix: the residual drops to rounding error at iteration 5. This is why TRPO gets away
+# with about 10 iterations on a Fisher matrix with thousands of rows: its spectrum is dominated by a few large
+# eigenvalues, and damping lifts the rest.
 
 
 # %% [markdown]

@@ -64,6 +64,14 @@ d, last = np.zeros((3, 1), dtype=bool), np.array([0.5])
 print("lambda = 0:", gae(r, v, d, last, 0.9, 0.0).ravel())
 print("lambda = 1:", gae(r, v, d, last, 0.9, 1.0).ravel())
 
+# %% [markdown] tags=["answer"]
+# **Answer.** $\lambda = 0$ depends much more on the critic. $A_t = \delta_t = r_t + \gamma V_{t+1} - V_t$ uses one
+# real reward and two critic values: if $V$ is wrong, the advantage is wrong (biased), but it varies little from
+# sample to sample. With $\lambda = 1$ the TD errors telescope into $\sum_l \gamma^l r_{t+l} + \gamma^{T-t} V_T - V_t$:
+# the critic enters only as the baseline $V_t$ (which does not bias the policy gradient) and through the bootstrap
+# at the end of the rollout, heavily discounted; the price is the variance of a long sum of random rewards. GAE's
+# $\lambda$ slides between the two (section 4 derives the mixture).
+
 # %% [markdown]
 # ## 2. The clipped surrogate loss
 #
@@ -130,3 +138,11 @@ eps = 0.2
 for label, ratio in [("inside", 1.0), ("below 1 - eps", 0.6), ("above 1 + eps", 1.4)]:
     for adv in (1.0, -1.0):
         print(f"r {label:14s} A {adv:+.0f}:", clipping_case(ratio, adv, eps))
+
+# %% [markdown] tags=["answer"]
+# **Answer.** The gradient is zero for $r > 1 + \epsilon$ with $A > 0$ and for $r < 1 - \epsilon$ with $A < 0$. In both,
+# the policy has *already* moved in the good direction (more probability on a good action, less on a bad one) by
+# more than $\epsilon$, and continuing would make the surrogate better still: PPO stops there because the surrogate
+# is only trusted near the old policy. In the two other corners ($r > 1 + \epsilon$ with $A < 0$, $r < 1 - \epsilon$
+# with $A > 0$) the move made things worse; the min picks the unclipped term, the gradient stays, and the update can
+# undo the move. Clipping removes the incentive to improve too far, never the incentive to repair.

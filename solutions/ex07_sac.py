@@ -149,3 +149,11 @@ for target in (-1.0, 0.0):
 # %% [markdown]
 # **Think about it.** In `sac_actor_loss`, what would happen over many updates if the gradient *did* flow into
 # $\alpha$? (Hint: minimising $\alpha\log\pi$ over $\alpha$ when $\log\pi < 0$ on average.)
+
+# %% [markdown] tags=["answer"]
+# **Answer.** The actor loss would also train $\alpha$, with gradient $\partial L_\pi / \partial\alpha = \mathbb E[\log\pi]$.
+# When $\log\pi < 0$ on average (a spread-out policy, positive entropy), descending that gradient *raises*
+# $\alpha$ at every update, without limit: the entropy bonus grows until it dominates $Q$, and the policy becomes as
+# random as it can, whatever the task. (When $\log\pi > 0$, as for a narrow Gaussian, it drives $\alpha$ to 0
+# instead and the exploration bonus vanishes.) Either way $\alpha$ no longer tracks the target entropy: only the
+# temperature loss should move it, and only the actor loss should move the policy.
