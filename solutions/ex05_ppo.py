@@ -146,3 +146,76 @@ for label, ratio in [("inside", 1.0), ("below 1 - eps", 0.6), ("above 1 + eps", 
 # is only trusted near the old policy. In the two other corners ($r > 1 + \epsilon$ with $A < 0$, $r < 1 - \epsilon$
 # with $A > 0$) the move made things worse; the min picks the unclipped term, the gradient stays, and the update can
 # undo the move. Clipping removes the incentive to improve too far, never the incentive to repair.
+
+# %% [markdown]
+# ## 4. A derivation with a numerical answer: GAE's telescoping sum
+#
+# Lecture: "Generalized Advantage Estimation". For one trajectory without episode ends, write
+# $\delta_t = r_t + \gamma V_{t+1} - V_t$ ($V_T$ = `last_value`). Show on paper that the sum of the first $m$
+# discounted TD errors **telescopes**: every $V_{t+l}$ in between appears once with $+$ and once with $-$, leaving
+#
+# $$A^{(n)}_t = \sum_{l=0}^{m-1} \gamma^l \delta_{t+l} = \sum_{l=0}^{m-1} \gamma^l r_{t+l} + \gamma^m V_{t+m} - V_t,
+# \qquad m = \min(n, T - t),$$
+#
+# the $n$-step advantage (cut at the end of the rollout). Write it from the **right-hand side** (rewards, one
+# bootstrap value, minus $V_t$; no TD errors): the checker compares it with the sum of TD errors.
+
+# %%
+from lecturekit.checks import check_n_step_advantage
+
+
+def n_step_advantage(rewards, values, last_value, gamma, n):
+    """n-step advantages of one trajectory without episode ends.
+
+    rewards, values: NumPy arrays (T,); last_value: float, V of the observation after the last step; n >= 1.
+    Returns a float NumPy array (T,): A_t = sum_{l < m} gamma^l r_{t+l} + gamma^m V_{t+m} - V_t with
+    m = min(n, T - t) and V_T = last_value.
+    """
+    ### BEGIN SOLUTION
+    r, v = np.asarray(rewards, dtype=float), np.asarray(values, dtype=float)
+    T = len(r)
+    v_ext = np.append(v, last_value)
+    adv = np.zeros(T)
+    for t in range(T):
+        m = min(n, T - t)
+        adv[t] = sum(gamma ** l * r[t + l] for l in range(m)) + gamma ** m * v_ext[t + m] - v[t]
+    return adv
+    ### END SOLUTION
+
+
+# %%
+check_n_step_advantage(n_step_advantage)
+
+# %% [markdown]
+# GAE is an exponentially weighted average of these $n$-step advantages: since
+# $A^{(n)}_t = \sum_{l<n}\gamma^l\delta_{t+l}$, the weights $(1-\lambda)\lambda^{n-1}$ add up, term by term, to
+# $(\gamma\lambda)^l$ on $\delta_{t+l}$, which is the GAE sum. In a rollout of finite length the last available
+# $n$-step advantage takes all the remaining weight. Your function against the library's recursive GAE:
+
+# %% tags=["uses-answer"]
+rng = np.random.default_rng(0)
+T, gamma, lam = 12, 0.95, 0.8
+rewards, values, last_value = rng.normal(size=T), rng.normal(size=T), 0.7
+A_n = np.stack([n_step_advantage(rewards, values, last_value, gamma, n) for n in range(1, T + 1)])  # (n, t)
+mixture = np.zeros(T)
+for t in range(T):
+    m = T - t  # n-step advantages with n >= m are all the same, A^(m)
+    w = (1 - lam) * lam ** np.arange(m - 1)
+    mixture[t] = w @ A_n[: m - 1, t] + lam ** (m - 1) * A_n[m - 1, t]
+from lecturekit.returns import gae as library_gae
+
+from_gae = library_gae(rewards[:, None], values[:, None], np.zeros((T, 1)), np.array([last_value]), gamma, lam)[:, 0]
+print("largest difference:", np.abs(mixture - from_gae).max())
+assert np.allclose(mixture, from_gae)
+
+# %% [markdown]
+# **Think about it.** The weights $(1-\lambda)\lambda^{n-1}$ decay geometrically. With $\lambda = 0.95$, what is the
+# "typical" $n$ (the mean of that distribution), and how does it compare with the horizon $1/(1-\gamma)$ for
+# $\gamma = 0.99$?
+
+# %% [markdown] tags=["answer"]
+# **Answer.** The weights form a geometric distribution over $n = 1, 2, \dots$ with mean $1/(1-\lambda) = 20$ steps.
+# The discount's horizon is $1/(1-\gamma) = 100$ steps. So GAE(0.99, 0.95) looks about 20 steps ahead with real
+# rewards before it leans on the critic, well short of the discount horizon: the TD errors are weighted by
+# $(\gamma\lambda)^l$, whose horizon is $1/(1-\gamma\lambda) \approx 17$. That is the bias-variance knob: $\lambda$
+# shortens how far real, noisy rewards are summed, independently of how far $\gamma$ says the future matters.
