@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 02 · The REINFORCE loss and a Gaussian policy gradient
 #
+# *Time: about 60 minutes (four functions and two training runs) for a student who followed the lecture (an
+# estimate, see the course map). Difficulty 2 of 5.*
+#
 # Lecture: "Vanilla policy gradient (REINFORCE)", "Variance Reduction By Baseline" and "Policy Parametrizations".
 # Notebooks [04 REINFORCE](../notebooks/04_reinforce.ipynb), [05 Baselines](../notebooks/05_baselines_variance.ipynb)
 # and [06 Parametrizations](../notebooks/06_policy_parametrizations.ipynb) tell the story; here you write the two
@@ -193,8 +196,8 @@ assert abs(mu - 1.0) < 0.2 and expected_revenue(mu) >= 0.98 * expected_revenue(1
 # ## 3. A derivation with a numerical answer: the baseline changes the variance, not the mean
 #
 # Lecture: "Variance Reduction By Baseline". One sample of the score-function estimator for a bandit with softmax
-# policy $\pi = \mathrm{softmax}(h)$ and rewards $r(a)$ is $\hat g(a) = (r(a) - b)\,(e_a - \pi)$ with $a \sim \pi$. Derive
-# on paper that
+# policy $\pi = \mathrm{softmax}(h)$ and rewards $r(a)$ is $\hat g(a) = (r(a) - b)\,(e_a - \pi)$ with
+# $a \sim \pi$. Derive on paper that
 #
 # $$\mathbb E_{a\sim\pi}\big[b\,(e_a - \pi)\big] = b \sum_a \pi(a)(e_a - \pi) = b\,(\pi - \pi) = 0,$$
 #
@@ -321,8 +324,9 @@ assert measured["exact V(s)"][0] < 0.4 * measured["none"][0]          # and abou
 assert measured["mean return"][0] < 0.5 * measured["none"][0]
 
 # %% [markdown]
-# **Think about it.** The variance with $b = V(s)$ is about three times smaller here, yet the number of episodes needed
-# for a given accuracy of the *mean* is what matters for learning. By how much does the baseline cut that number?
+# **Think about it.** The variance with $b = V(s)$ is about three times smaller here, yet the number of episodes
+# needed for a given accuracy of the *mean* is what matters for learning. By how much does the baseline cut that
+# number?
 
 # %% [markdown] tags=["answer"]
 # **Answer.** By the same factor as the variance. The error of the mean of $n$ independent samples has

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 03 · Actor-critic: bootstrapped returns and the A2C loss
 #
+# *Time: about 30 minutes (two functions and a training run) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 2 of 5.*
+#
 # Lecture: "Actor-Critic Architectures" and "Advantage Actor-Critic (A2C)"; notebook
 # [09 Actor-critic](../notebooks/09_actor_critic.ipynb).
 #

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 04 · TRPO: the KL between softmax policies, conjugate gradient, the line search
 #
+# *Time: about 55 minutes (five functions) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 3 of 5.*
+#
 # Lecture part 4, "Policy Optimization with Trust Region Constraints". Three functions, each followed by a check
 # cell. A check either prints what passed or names the smallest input on which your answer is wrong, with the
 # expected value, what came back, and a hint. At the end, your three functions make one TRPO update of a policy

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 05 · PPO: GAE, the clipped surrogate, and its six cases
 #
+# *Time: about 50 minutes (four functions) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 3 of 5.*
+#
 # Lecture part 5, "Proximal Policy Optimization (PPO)". Three functions, each followed by a check cell. A check
 # either prints what passed or names the smallest input on which your answer is wrong, with the expected value,
 # what came back, and a hint.

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 06 · The TD3 target and Polyak averaging
 #
+# *Time: about 35 minutes (three functions) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 3 of 5.*
+#
 # Lecture part 6: "Deep Deterministic Policy Gradient (DDPG)" and "TD3: Twin Delayed Deep Deterministic Policy
 # Gradient". Notebook [12 DDPG and TD3](../notebooks/12_ddpg_td3.ipynb) tells the story; here you write two small
 # pieces that every update of DDPG, TD3 and SAC relies on.

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 07 · The pieces of Soft Actor-Critic
 #
+# *Time: about 55 minutes (six functions) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 4 of 5.*
+#
 # Lecture part 7: "SAC: Critic Loss", "SAC: Policy Loss (Actor)", "SAC: Entropy Temperature Loss", and the
 # squashed Gaussian of notebook 15. You write the four functions that make SAC different from TD3; the course's
 # `lecturekit.algos.sac` uses the same signatures. Every function takes and returns torch tensors, and each check
@@ -151,18 +154,20 @@ for target in (-1.0, 0.0):
 # $\alpha$? (Hint: minimising $\alpha\log\pi$ over $\alpha$ when $\log\pi < 0$ on average.)
 
 # %% [markdown] tags=["answer"]
-# **Answer.** The actor loss would also train $\alpha$, with gradient $\partial L_\pi / \partial\alpha = \mathbb E[\log\pi]$.
-# When $\log\pi < 0$ on average (a spread-out policy, positive entropy), descending that gradient *raises*
-# $\alpha$ at every update, without limit: the entropy bonus grows until it dominates $Q$, and the policy becomes as
-# random as it can, whatever the task. (When $\log\pi > 0$, as for a narrow Gaussian, it drives $\alpha$ to 0
-# instead and the exploration bonus vanishes.) Either way $\alpha$ no longer tracks the target entropy: only the
-# temperature loss should move it, and only the actor loss should move the policy.
+# **Answer.** The actor loss would also train $\alpha$, with gradient
+# $\partial L_\pi / \partial\alpha = \mathbb E[\log\pi]$. When $\log\pi < 0$ on average (a spread-out policy,
+# positive entropy), descending that gradient *raises* $\alpha$ at every update, without limit: the entropy bonus
+# grows until it dominates $Q$, and the policy becomes as random as it can, whatever the task. (When
+# $\log\pi > 0$, as for a narrow Gaussian, it drives $\alpha$ to 0 instead and the exploration bonus vanishes.)
+# Either way $\alpha$ no longer tracks the target entropy: only the temperature loss should move it, and only the
+# actor loss should move the policy.
 
 # %% [markdown]
 # ## 5. A derivation with a numerical answer: the tanh change of variables
 #
 # Lecture: "Squashed Gaussian" (notebook 15). If $u \sim \mathcal N(\mu, \sigma^2)$ in one dimension and
-# $a = \tanh(u)$, then for $a \in (-1, 1)$, with $u = \operatorname{atanh}(a)$ and $\frac{da}{du} = 1 - \tanh(u)^2 = 1 - a^2$,
+# $a = \tanh(u)$, then for $a \in (-1, 1)$, with $u = \operatorname{atanh}(a)$ and
+# $\frac{da}{du} = 1 - \tanh(u)^2 = 1 - a^2$,
 #
 # $$p_A(a) = p_U\big(\operatorname{atanh}(a)\big) \left|\frac{du}{da}\right|
 #          = \frac{\mathcal N(\operatorname{atanh}(a);\, \mu, \sigma^2)}{1 - a^2}.$$
@@ -271,7 +276,8 @@ for _ in range(400):
     loss.backward()
     opt.step()
 with torch.no_grad():
-    a, _ = reparameterized_sample(mu.expand(10_000, 1), log_std.expand(10_000, 1), torch.randn(10_000, 1, generator=gen))
+    eps = torch.randn(10_000, 1, generator=gen)
+    a, _ = reparameterized_sample(mu.expand(10_000, 1), log_std.expand(10_000, 1), eps)
 print(f"mean action {a.mean().item():.3f}, sigma {log_std.exp().item():.3f}")
 assert abs(a.mean().item() - 0.5) < 0.05 and 0.02 < log_std.exp().item() < 1.0
 

@@ -1,7 +1,8 @@
 # %% [markdown]
 # # Exercise 08 · Find the bug
 #
-# *Time: about 60 minutes (an estimate; see the course map), after exercises 00-07.*
+# *Time: about 60 minutes (three bugs to find) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 4 of 5.*
 #
 # The worst bugs in reinforcement learning do not crash: the code runs, the loss goes down, and the agent simply
 # learns badly. Below are three implementations of pieces you have written before, each with **one** realistic bug
