@@ -13,9 +13,9 @@
 # |---|---|---|
 # | From value-based to policy-based learning; why policies are stochastic | [01 Policy-based learning](01_policy_based_learning.ipynb) | ex01 (1, 2) |
 # | Gradient-free policy search (hill climbing, random search, ES, CEM, finite differences) | [02 Gradient-free search](02_gradient_free_search.ipynb) | ex01 (3, 4) |
-# | Derivation of the policy gradient theorem; the log-derivative trick | [03 Policy gradient theorem](03_policy_gradient_theorem.ipynb) | ex01 (5) |
+# | Derivation of the policy gradient theorem; the log-derivative trick | [03 Policy gradient theorem](03_policy_gradient_theorem.ipynb) | ex02 (3) |
 # | REINFORCE | [04 REINFORCE](04_reinforce.ipynb) | ex00, ex02 (1) |
-# | Variance reduction by a baseline | [05 Baselines and variance](05_baselines_variance.ipynb) | ex02 (3, 4) |
+# | Variance reduction by a baseline | [05 Baselines and variance](05_baselines_variance.ipynb) | ex02 (4, 5) |
 # | Policy parametrizations (softmax, Gaussian) | [06 Policy parametrizations](06_policy_parametrizations.ipynb) | ex01 (1, 2), ex02 (2) |
 # | Examples: dynamic pricing, inventory control | [07 Pricing and inventory](07_pricing_inventory.ipynb) | ex02 (2) |
 # | Combinatorial actions (routing); Cliff Walking | [08 Routing and Cliff Walking](08_routing_cliffwalking.ipynb) | |
@@ -40,8 +40,8 @@
 # | exercise | what you write | time (estimate) | difficulty |
 # |---|---|---|---|
 # | [ex00 Discounted returns](../exercises/ex00_discounted_returns.ipynb) | returns-to-go | 15 min | 1 of 5 |
-# | [ex01 Scores and search](../exercises/ex01_scores_and_search.ipynb) | softmax score, Gaussian log-density, finite differences, CEM update, the log-derivative trick | 45 min | 1 of 5 |
-# | [ex02 REINFORCE](../exercises/ex02_reinforce.ipynb) | REINFORCE loss, Gaussian policy gradient, the baseline's zero mean, gradient samples on the small MDP (variance with and without a baseline) | 60 min | 2 of 5 |
+# | [ex01 Scores and search](../exercises/ex01_scores_and_search.ipynb) | softmax score, Gaussian log-density, finite differences, CEM update | 35 min | 1 of 5 |
+# | [ex02 REINFORCE](../exercises/ex02_reinforce.ipynb) | REINFORCE loss, Gaussian policy gradient, the log-derivative trick, the baseline's zero mean, gradient samples on the small MDP (variance with and without a baseline) | 70 min | 2 of 5 |
 # | [ex03 Actor-critic](../exercises/ex03_actor_critic.ipynb) | bootstrapped returns, A2C loss | 30 min | 2 of 5 |
 # | [ex04 TRPO](../exercises/ex04_trpo.ipynb) | KL of softmax policies, conjugate gradient, line search, tabular Fisher matrix, natural gradient step | 55 min | 3 of 5 |
 # | [ex05 PPO](../exercises/ex05_ppo.ipynb) | GAE, clipped surrogate, the clipping table, n-step advantages (GAE's telescoping sum) | 50 min | 3 of 5 |

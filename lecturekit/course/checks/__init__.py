@@ -18,8 +18,8 @@ from lecturekit.course.checks.td3 import check_td3_target, check_polyak_update  
 from lecturekit.course.checks.sac import (  # ex07
     check_sac_actor_loss, check_sac_critic_target, check_squashed_gaussian_log_prob, check_temperature_loss)
 # issue 15: exercises for the topics that had none, derivations with numerical answers
-from lecturekit.course.checks.scores_and_search import check_log_derivative_gradient  # ex01
-from lecturekit.course.checks.reinforce import check_score_estimator_moments, check_score_gradient_samples  # ex02
+from lecturekit.course.checks.reinforce import (  # ex02
+    check_log_derivative_gradient, check_score_estimator_moments, check_score_gradient_samples)
 from lecturekit.course.checks.trpo import check_natural_gradient_step, check_tabular_fisher  # ex04
 from lecturekit.course.checks.ppo import check_n_step_advantage  # ex05
 from lecturekit.course.checks.td3 import check_dpg_actor_loss  # ex06
