@@ -80,3 +80,24 @@ def test_temperature_log_alpha_form_with_right_sign_is_told_to_use_exp():
 def test_correct_temperature_loss_still_passes(capsys):
     check_temperature_loss(lambda la, lp, te: (torch.exp(la) * (-lp.detach() - te)).mean())
     assert "all checks passed" in capsys.readouterr().out
+
+
+# --- the same mistake in the bootstrapped returns of exercise 03 --------------------------------------------------
+def bootstrapped_whole_episode(rewards, terminated, last_value, gamma):
+    from lecturekit.returns import bootstrapped_returns
+
+    R = bootstrapped_returns(np.asarray(rewards, float), np.asarray(terminated, float), np.asarray(last_value, float),
+                             gamma)
+    out, d = R.copy(), np.asarray(terminated, float)
+    for n in range(R.shape[1]):
+        start = 0
+        for t in range(R.shape[0]):
+            out[t, n] = R[start, n]
+            start = t + 1 if d[t, n] else start
+    return out
+
+
+def test_bootstrapped_whole_episode_is_named():
+    from lecturekit.checks import check_bootstrapped_returns
+
+    rejects(check_bootstrapped_returns, bootstrapped_whole_episode, "first step of its episode")
