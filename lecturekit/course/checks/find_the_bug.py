@@ -29,9 +29,8 @@ def _rtg(rewards, dones, gamma, *, reset=True, shift=False, discount=True) -> np
 def _rtg_mistakes(rewards, dones, gamma) -> dict:
     return {
         "bug": (_rtg(rewards, dones, gamma, reset=False),
-                "the bug is still there: the running return carries over from the next episode into the last steps of "
-                "this one. At a step with dones[t] = 1 the future is empty: G_t = r_t (multiply the running return by "
-                "(1 - dones[t]) before adding r_t)."),
+                "the bug is still there (your answer is what the buggy version computes). Work this input out by "
+                "hand: which returns-to-go belong to which episode?"),
         "shift": (_rtg(rewards, dones, gamma, shift=True),
                   "off by one: the cut belongs to the step that ENDS the episode (dones[t] = 1 gives G_t = r_t); you "
                   "cut one step early, using dones[t + 1]."),
@@ -69,9 +68,8 @@ def _policy_loss_variants(logits: torch.Tensor, actions: torch.Tensor, weights: 
     logp = logp_all.gather(-1, actions.reshape(-1, 1)).squeeze(-1)
     return {
         "bug": (bugs.policy_loss(logits, actions, weights),
-                "the bug is still there: with actions of shape (B, 1), Categorical(...).log_prob(actions) broadcasts "
-                "to shape (B, B) (every action scored under every state), and so does its product with the weights. "
-                "Give log_prob actions of shape (B,) (actions.squeeze(-1)); print the shapes to see it."),
+                "the bug is still there (your loss equals the buggy version's). Print the shape of every intermediate "
+                "tensor for this batch of B=2: how many log-probabilities should there be?"),
         "sign": ((logp * weights).mean(), "the sign is flipped: the loss is -mean(log pi(a|s) * w), its gradient is minus "
                                           "the policy-gradient estimate."),
         "sum": (-(logp * weights).sum(), "average over the batch (.mean()), do not sum."),
@@ -144,9 +142,8 @@ def _critic_variants(critic, critic_targ, actor_targ, b, gamma) -> dict:
     y = (r + gamma * (1 - d) * nq).detach()
     return {
         "bug": (bugs.critic_loss(critic, critic_targ, actor_targ, b, gamma),
-                "the bug is still there: the critics return shape (B, 1) and the rewards (B,), so y = r + gamma * ... "
-                "broadcasts to (B, B) (every reward paired with every next value) and so does q - y; the critic then "
-                "only learns the mean reward. Make Q and Q' shape (B,) with .squeeze(-1) before combining them."),
+                "the bug is still there (your loss equals the buggy version's). Print the shapes of next_q, y and "
+                "q - y for this batch of B=2: how many squared errors should there be?"),
         "half_fixed": (((q[:, None] - y[None, :]) ** 2).mean(),
                        "q is still (B, 1) while y is now (B,): q - y broadcasts to (B, B). Squeeze both."),
         "no_done": (((q - (r + gamma * nq).detach()) ** 2).mean(),
