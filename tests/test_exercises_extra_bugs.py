@@ -187,3 +187,12 @@ def test_stub(check):
     def stub(*args):
         raise NotImplementedError
     rejects(check, stub, "not implemented yet")
+
+
+def test_policy_loss_that_ignores_the_logits_is_told_so():
+    w = torch.ones(1, requires_grad=True)
+
+    def ignores_logits(logits, actions, weights):  # right value, but through a detached copy and a dummy leaf
+        return pl_gather(logits.detach(), actions, weights) + 0 * w.sum()
+
+    rejects(check_fixed_policy_loss, ignores_logits, "does not depend on the logits")

@@ -112,7 +112,11 @@ def check_fixed_policy_loss(fn) -> None:
         if not got.requires_grad:
             c.fail(case, "a loss with a gradient in the logits", "a tensor with no gradient",
                    hint="keep the computation in torch (no .item(), .numpy() or .detach() on the logits).")
-        (gg,) = torch.autograd.grad(got, x)
+        (gg,) = torch.autograd.grad(got, x, allow_unused=True)
+        if gg is None:
+            c.fail(case + " (gradient with respect to the logits)", "a gradient", "no gradient",
+                   hint="the loss does not depend on the logits it was given: compute the log-probabilities from "
+                        "`logits`, not from a copy or from new network outputs.")
         ref_g = _grad(lambda z: bugs._policy_loss_ref(z, actions, weights), logits)
         wrong_g = {}
         for k, (_, h) in variants.items():
