@@ -12,8 +12,9 @@
 # 1. run the short training cell and watch it learn badly;
 # 2. read the code (printed below it) and find the bug: test it on a tiny input you can work out by hand, and print
 #    the **shapes** of the intermediate tensors;
-# 3. copy the code into the cell of the fixed function (`%load -n bugs.reward_to_go` in an empty cell pastes it),
-#    fix that one bug, and run the check: it says whether the bug is gone, or which other mistake your fix made;
+# 3. write the fixed function in its cell: start from the buggy code (`%load -n bugs.reward_to_go` in an empty cell
+#    pastes it; then rename it `fixed_reward_to_go`), fix that one bug, and run the check: it says whether the bug
+#    is gone, or which other mistake your fix made;
 # 4. run the training cell again with your fix.
 #
 # Each bug hides in a few characters. Hints are folded away at the end of each section: try without them first.
