@@ -9,25 +9,28 @@
 #
 # ## Where everything is
 #
-# | lecture section | notebook | exercise |
+# | lecture section | notebook | exercise (section) |
 # |---|---|---|
-# | From value-based to policy-based learning; why policies are stochastic | [01 Policy-based learning](01_policy_based_learning.ipynb) | ex01 |
-# | Gradient-free policy search (hill climbing, random search, ES, CEM, finite differences) | [02 Gradient-free search](02_gradient_free_search.ipynb) | ex01 |
-# | Derivation of the policy gradient theorem | [03 Policy gradient theorem](03_policy_gradient_theorem.ipynb) | ex01 |
-# | REINFORCE | [04 REINFORCE](04_reinforce.ipynb) | ex00, ex02 |
-# | Variance reduction by a baseline | [05 Baselines and variance](05_baselines_variance.ipynb) | ex02 |
-# | Policy parametrizations (softmax, Gaussian) | [06 Policy parametrizations](06_policy_parametrizations.ipynb) | ex02 |
-# | Examples: dynamic pricing, inventory control | [07 Pricing and inventory](07_pricing_inventory.ipynb) | ex02 |
+# | From value-based to policy-based learning; why policies are stochastic | [01 Policy-based learning](01_policy_based_learning.ipynb) | ex01 (1, 2) |
+# | Gradient-free policy search (hill climbing, random search, ES, CEM, finite differences) | [02 Gradient-free search](02_gradient_free_search.ipynb) | ex01 (3, 4) |
+# | Derivation of the policy gradient theorem; the log-derivative trick | [03 Policy gradient theorem](03_policy_gradient_theorem.ipynb) | ex02 (3) |
+# | REINFORCE | [04 REINFORCE](04_reinforce.ipynb) | ex00, ex02 (1) |
+# | Variance reduction by a baseline | [05 Baselines and variance](05_baselines_variance.ipynb) | ex02 (4, 5) |
+# | Policy parametrizations (softmax, Gaussian) | [06 Policy parametrizations](06_policy_parametrizations.ipynb) | ex01 (1, 2), ex02 (2) |
+# | Examples: dynamic pricing, inventory control | [07 Pricing and inventory](07_pricing_inventory.ipynb) | ex02 (2) |
 # | Combinatorial actions (routing); Cliff Walking | [08 Routing and Cliff Walking](08_routing_cliffwalking.ipynb) | |
 # | Deep policy gradients; actor-critic, A2C, A3C | [09 Actor-critic](09_actor_critic.ipynb) | ex03 |
 # | Trust regions: KL, Fisher, natural gradient, TRPO | [10 Natural gradient and TRPO](10_natural_gradient_trpo.ipynb) | ex04 |
 # | PPO: clipped surrogate, GAE, minibatch epochs | [11 PPO](11_ppo.ipynb) | ex05 |
 # | Deterministic policy gradients: DDPG, TD3 | [12 DDPG and TD3](12_ddpg_td3.ipynb) | ex06 |
-# | Score function vs pathwise gradients | [13 Pathwise gradients](13_pathwise_gradients.ipynb) | ex07 |
-# | Entropy regularisation | [14 Entropy](14_entropy.ipynb) | ex07 |
-# | The tanh-squashed Gaussian | [15 Squashed Gaussian](15_squashed_gaussian.ipynb) | ex07 |
-# | Soft actor-critic | [16 SAC](16_sac.ipynb) | ex07 |
+# | Score function vs pathwise gradients; reparameterization | [13 Pathwise gradients](13_pathwise_gradients.ipynb) | ex07 (6) |
+# | Entropy regularisation | [14 Entropy](14_entropy.ipynb) | ex07 (4, 6) |
+# | The tanh-squashed Gaussian | [15 Squashed Gaussian](15_squashed_gaussian.ipynb) | ex07 (1, 5) |
+# | Soft actor-critic | [16 SAC](16_sac.ipynb) | ex07 (2-4) |
 # | Which policy gradient algorithm to use? | [17 Which algorithm](17_which_algorithm.ipynb) | |
+# | Debugging: bugs that run and learn badly (returns, on-policy and off-policy losses) | the notebooks above | ex08 |
+#
+# ## The exercises
 #
 # **Your exercises are in `work/`** (`work/ex00_discounted_returns.ipynb`, ...; in JupyterLab's file browser on the
 # left, open the folder `work`). The first time `make lab` starts, it copies every exercise from `exercises/` into
@@ -35,6 +38,23 @@
 # the folder). `exercises/` holds the blank originals, which the course authors regenerate: do not work there. For a
 # fresh copy of an exercise, rename or delete both of its files in `work/` and start `make lab` again. The completed
 # versions are in `solutions/`. Try the exercise first.
+#
+# The completed versions also hold the answers to every "Think about it" question. Each exercise notebook says at
+# its top how long it should take a student who followed the lecture. These times are **estimates** made by counting
+# the work (functions to write, text to read, questions to answer), not measurements of students; tell us if yours
+# differ.
+#
+# | exercise | what you write | time (estimate) | difficulty |
+# |---|---|---|---|
+# | ex00 Discounted returns | returns-to-go | 15 min | 1 of 5 |
+# | ex01 Scores and search | softmax score, Gaussian log-density, finite differences, CEM update | 35 min | 1 of 5 |
+# | ex02 REINFORCE | REINFORCE loss, Gaussian policy gradient, the log-derivative trick, the baseline's zero mean, gradient samples on the small MDP (variance with and without a baseline) | 70 min | 2 of 5 |
+# | ex03 Actor-critic | bootstrapped returns, A2C loss | 30 min | 2 of 5 |
+# | ex04 TRPO | KL of softmax policies, conjugate gradient, line search, tabular Fisher matrix, natural gradient step | 55 min | 3 of 5 |
+# | ex05 PPO | GAE, clipped surrogate, the clipping table, n-step advantages (GAE's telescoping sum) | 50 min | 3 of 5 |
+# | ex06 TD3 | clipped double-Q target, Polyak averaging, DPG actor loss | 35 min | 3 of 5 |
+# | ex07 SAC | squashed-Gaussian log-density, soft target, actor and temperature losses, tanh density, reparameterised sample | 55 min | 4 of 5 |
+# | ex08 Find the bug | three fixes: a return computation, an on-policy loss, an off-policy critic loss | 60 min | 4 of 5 |
 #
 # **Where the lecture and the computations disagree.** A few statements of the lecture do not survive an exact
 # computation (TRPO's "guaranteed" improvement, the target A2C really uses, and others). Each is listed in

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 00 · Discounted returns
 #
+# *Time: about 15 minutes (one function) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 1 of 5.*
+#
 # Lecture: "REINFORCE", the return-to-go. For one episode with rewards $r_0, \dots, r_{T-1}$, the return from
 # step $t$ on is
 #
@@ -44,3 +47,9 @@ check_discounted_returns(discounted_returns)
 
 # %% tags=["uses-answer"]
 print(discounted_returns(np.ones(500), 0.99)[0])
+
+# %% [markdown] tags=["answer"]
+# **Answer.** $G_0 = \sum_{k=0}^{499} 0.99^k = (1 - 0.99^{500}) / (1 - 0.99) \approx 99.3$, not 500. The reward at
+# step $k$ is weighted by $0.99^k$: the last one by $0.99^{499} \approx 0.0066$. A discount $\gamma$ makes the
+# first action "see" roughly $1/(1-\gamma) = 100$ steps ahead; what happens later is almost invisible to it, which
+# is also why a smaller $\gamma$ gives lower-variance but more short-sighted returns.

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 03 · Actor-critic: bootstrapped returns and the A2C loss
 #
+# *Time: about 30 minutes (two functions and a training run) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 2 of 5.*
+#
 # Lecture: "Actor-Critic Architectures" and "Advantage Actor-Critic (A2C)"; notebook
 # [09 Actor-critic](../notebooks/09_actor_critic.ipynb).
 #
@@ -75,6 +78,13 @@ check_bootstrapped_returns(bootstrapped_returns)
 print(bootstrapped_returns(np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]),
                            np.array([[False, False], [True, False], [False, False]]),
                            last_value=np.array([10.0, 10.0]), gamma=0.5))
+
+# %% [markdown] tags=["answer"]
+# **Answer.** Four of the six. Environment 1 never terminates, so all three of its returns reach $R_T$ = 10:
+# $R_2 = 1 + 0.5 \cdot 10 = 6$, $R_1 = 1 + 0.5 \cdot 6 = 4$, $R_0 = 1 + 0.5 \cdot 4 = 3$. Environment 0 terminates at
+# step 1, which cuts the sum there: $R_1 = 1$ and $R_0 = 1 + 0.5 \cdot 1 = 1.5$ never see `last_value`; but step 2
+# belongs to the *next* episode of environment 0, which is still running at the end of the rollout, so
+# $R_2 = 1 + 0.5 \cdot 10 = 6$ does use it.
 
 
 # %% [markdown]

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 05 · PPO: GAE, the clipped surrogate, and its six cases
 #
+# *Time: about 50 minutes (four functions) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 3 of 5.*
+#
 # Lecture part 5, "Proximal Policy Optimization (PPO)". Three functions, each followed by a check cell. A check
 # either prints what passed or names the smallest input on which your answer is wrong, with the expected value,
 # what came back, and a hint.
@@ -63,6 +66,14 @@ r, v = np.array([[1.0], [1.0], [1.0]]), np.array([[2.0], [1.5], [1.0]])
 d, last = np.zeros((3, 1), dtype=bool), np.array([0.5])
 print("lambda = 0:", gae(r, v, d, last, 0.9, 0.0).ravel())
 print("lambda = 1:", gae(r, v, d, last, 0.9, 1.0).ravel())
+
+# %% [markdown] tags=["answer"]
+# **Answer.** $\lambda = 0$ depends much more on the critic. $A_t = \delta_t = r_t + \gamma V_{t+1} - V_t$ uses one
+# real reward and two critic values: if $V$ is wrong, the advantage is wrong (biased), but it varies little from
+# sample to sample. With $\lambda = 1$ the TD errors telescope into $\sum_l \gamma^l r_{t+l} + \gamma^{T-t} V_T - V_t$:
+# the critic enters only as the baseline $V_t$ (which does not bias the policy gradient) and through the bootstrap
+# at the end of the rollout, heavily discounted; the price is the variance of a long sum of random rewards. GAE's
+# $\lambda$ slides between the two (section 4 derives the mixture).
 
 # %% [markdown]
 # ## 2. The clipped surrogate loss
@@ -130,3 +141,84 @@ eps = 0.2
 for label, ratio in [("inside", 1.0), ("below 1 - eps", 0.6), ("above 1 + eps", 1.4)]:
     for adv in (1.0, -1.0):
         print(f"r {label:14s} A {adv:+.0f}:", clipping_case(ratio, adv, eps))
+
+# %% [markdown] tags=["answer"]
+# **Answer.** The gradient is zero for $r > 1 + \epsilon$ with $A > 0$ and for $r < 1 - \epsilon$ with $A < 0$. In both,
+# the policy has *already* moved in the good direction (more probability on a good action, less on a bad one) by
+# more than $\epsilon$, and continuing would make the surrogate better still: PPO stops there because the surrogate
+# is only trusted near the old policy. In the two other corners ($r > 1 + \epsilon$ with $A < 0$, $r < 1 - \epsilon$
+# with $A > 0$) the move made things worse; the min picks the unclipped term, the gradient stays, and the update can
+# undo the move. Clipping removes the incentive to improve too far, never the incentive to repair.
+
+# %% [markdown]
+# ## 4. A derivation with a numerical answer: GAE's telescoping sum
+#
+# Lecture: "Generalized Advantage Estimation". For one trajectory without episode ends, write
+# $\delta_t = r_t + \gamma V_{t+1} - V_t$ ($V_T$ = `last_value`). Show on paper that the sum of the first $m$
+# discounted TD errors **telescopes**: every $V_{t+l}$ in between appears once with $+$ and once with $-$, leaving
+#
+# $$A^{(n)}_t = \sum_{l=0}^{m-1} \gamma^l \delta_{t+l} = \sum_{l=0}^{m-1} \gamma^l r_{t+l} + \gamma^m V_{t+m} - V_t,
+# \qquad m = \min(n, T - t),$$
+#
+# the $n$-step advantage (cut at the end of the rollout). Write it from the **right-hand side** (rewards, one
+# bootstrap value, minus $V_t$; no TD errors): the checker compares it with the sum of TD errors.
+
+# %%
+from lecturekit.checks import check_n_step_advantage
+
+
+def n_step_advantage(rewards, values, last_value, gamma, n):
+    """n-step advantages of one trajectory without episode ends.
+
+    rewards, values: NumPy arrays (T,); last_value: float, V of the observation after the last step; n >= 1.
+    Returns a float NumPy array (T,): A_t = sum_{l < m} gamma^l r_{t+l} + gamma^m V_{t+m} - V_t with
+    m = min(n, T - t) and V_T = last_value.
+    """
+    ### BEGIN SOLUTION
+    r, v = np.asarray(rewards, dtype=float), np.asarray(values, dtype=float)
+    T = len(r)
+    v_ext = np.append(v, last_value)
+    adv = np.zeros(T)
+    for t in range(T):
+        m = min(n, T - t)
+        adv[t] = sum(gamma ** l * r[t + l] for l in range(m)) + gamma ** m * v_ext[t + m] - v[t]
+    return adv
+    ### END SOLUTION
+
+
+# %%
+check_n_step_advantage(n_step_advantage)
+
+# %% [markdown]
+# GAE is an exponentially weighted average of these $n$-step advantages: since
+# $A^{(n)}_t = \sum_{l<n}\gamma^l\delta_{t+l}$, the weights $(1-\lambda)\lambda^{n-1}$ add up, term by term, to
+# $(\gamma\lambda)^l$ on $\delta_{t+l}$, which is the GAE sum. In a rollout of finite length the last available
+# $n$-step advantage takes all the remaining weight. Your function against the library's recursive GAE:
+
+# %% tags=["uses-answer"]
+rng = np.random.default_rng(0)
+T, gamma, lam = 12, 0.95, 0.8
+rewards, values, last_value = rng.normal(size=T), rng.normal(size=T), 0.7
+A_n = np.stack([n_step_advantage(rewards, values, last_value, gamma, n) for n in range(1, T + 1)])  # (n, t)
+mixture = np.zeros(T)
+for t in range(T):
+    m = T - t  # n-step advantages with n >= m are all the same, A^(m)
+    w = (1 - lam) * lam ** np.arange(m - 1)
+    mixture[t] = w @ A_n[: m - 1, t] + lam ** (m - 1) * A_n[m - 1, t]
+from lecturekit.returns import gae as library_gae
+
+from_gae = library_gae(rewards[:, None], values[:, None], np.zeros((T, 1)), np.array([last_value]), gamma, lam)[:, 0]
+print("largest difference:", np.abs(mixture - from_gae).max())
+assert np.allclose(mixture, from_gae)
+
+# %% [markdown]
+# **Think about it.** The weights $(1-\lambda)\lambda^{n-1}$ decay geometrically. With $\lambda = 0.95$, what is the
+# "typical" $n$ (the mean of that distribution), and how does it compare with the horizon $1/(1-\gamma)$ for
+# $\gamma = 0.99$?
+
+# %% [markdown] tags=["answer"]
+# **Answer.** The weights form a geometric distribution over $n = 1, 2, \dots$ with mean $1/(1-\lambda) = 20$ steps.
+# The discount's horizon is $1/(1-\gamma) = 100$ steps. So GAE(0.99, 0.95) looks about 20 steps ahead with real
+# rewards before it leans on the critic, well short of the discount horizon: the TD errors are weighted by
+# $(\gamma\lambda)^l$, whose horizon is $1/(1-\gamma\lambda) \approx 17$. That is the bias-variance knob: $\lambda$
+# shortens how far real, noisy rewards are summed, independently of how far $\gamma$ says the future matters.

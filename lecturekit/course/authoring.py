@@ -34,6 +34,7 @@ MANIFEST = Path("solutions") / "generated_exercises.json"  # what `make exercise
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("not implemented yet: replace this line with your code")'
+ANSWER_TAG = '"answer"'  # a Markdown cell with this tag is an answer: in solutions/ only
 
 
 class Refused(Exception):
@@ -135,10 +136,15 @@ def notebook_sources(dirs=NOTEBOOK_DIRS, root: Path = ROOT) -> list[Path]:
 
 def make_exercise(solution_text: str) -> str:
     """Replace every `### BEGIN SOLUTION` ... `### END SOLUTION` block (markers included) by a stub that raises
-    NotImplementedError, indented like the BEGIN marker."""
-    out, inside = [], False
+    NotImplementedError, indented like the BEGIN marker, and drop every Markdown cell tagged "answer" (the answer
+    key of a "Think about it" question: `# %% [markdown] tags=["answer"]`), which only the solution keeps."""
+    out, inside, in_answer = [], False, False
     for line in solution_text.splitlines(keepends=True):
         stripped = line.strip()
+        if line.startswith("# %%"):
+            in_answer = "[markdown]" in line and ANSWER_TAG in line
+        if in_answer:
+            continue
         if stripped == BEGIN:
             if inside:
                 raise ValueError("nested '### BEGIN SOLUTION'")
@@ -153,7 +159,7 @@ def make_exercise(solution_text: str) -> str:
             out.append(line)
     if inside:
         raise ValueError("'### BEGIN SOLUTION' without END")
-    return "".join(out)
+    return "".join(out).rstrip("\n") + "\n"
 
 
 def exercise_path(solution: Path, root: Path = ROOT) -> Path:

@@ -17,6 +17,15 @@ from lecturekit.course.checks.ppo import check_gae, check_ppo_clip_loss, check_c
 from lecturekit.course.checks.td3 import check_td3_target, check_polyak_update  # ex06
 from lecturekit.course.checks.sac import (  # ex07
     check_sac_actor_loss, check_sac_critic_target, check_squashed_gaussian_log_prob, check_temperature_loss)
+# issue 15: exercises for the topics that had none, derivations with numerical answers
+from lecturekit.course.checks.reinforce import (  # ex02
+    check_log_derivative_gradient, check_score_estimator_moments, check_score_gradient_samples)
+from lecturekit.course.checks.trpo import check_natural_gradient_step, check_tabular_fisher  # ex04
+from lecturekit.course.checks.ppo import check_n_step_advantage  # ex05
+from lecturekit.course.checks.td3 import check_dpg_actor_loss  # ex06
+from lecturekit.course.checks.sac import check_reparameterized_sample, check_tanh_density  # ex07
+from lecturekit.course.checks.find_the_bug import (  # ex08
+    check_fixed_critic_loss, check_fixed_policy_loss, check_fixed_reward_to_go)
 
 __all__ = [
     "CheckFailed", "check_discounted_returns", "check_softmax_score", "check_gaussian_log_prob",
@@ -25,4 +34,9 @@ __all__ = [
     "check_conjugate_gradient", "check_trpo_line_search", "check_gae", "check_ppo_clip_loss",
     "check_clipping_case", "check_td3_target", "check_polyak_update", "check_squashed_gaussian_log_prob",
     "check_sac_critic_target", "check_sac_actor_loss", "check_temperature_loss",
+    # issue 15: exercises for the topics that had none, derivations with numerical answers
+    "check_log_derivative_gradient", "check_score_estimator_moments", "check_score_gradient_samples",
+    "check_tabular_fisher", "check_natural_gradient_step", "check_n_step_advantage", "check_dpg_actor_loss",
+    "check_reparameterized_sample", "check_tanh_density",
+    "check_fixed_reward_to_go", "check_fixed_policy_loss", "check_fixed_critic_loss",
 ]

@@ -46,7 +46,23 @@ def _returns_mistakes(rewards, terminated, last_value, gamma) -> dict:
         "reversed": (right[::-1].copy(), "your returns are in reverse time order: R_0 belongs at row 0. If you "
                      "loop backwards and append, reverse at the end."),
         "undiscounted": (_backward(r, 1.0 - d, last_value, 1.0), "no discount: multiply R_{t+1} by gamma."),
+        "whole_episode": (_segment_starts(right, d),
+                          "every step got the return of the first step of its episode (in the rollout): R_t adds only "
+                          "the rewards from step t on, R_t = r_t + gamma * (1 - terminated_t) * R_{t+1}."),
     }
+
+
+def _segment_starts(R: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Each step's entry replaced by that of the first step of its episode within the rollout (the mistake of putting
+    the whole episode's return at every step)."""
+    out = R.copy()
+    for n in range(R.shape[1]):
+        start = 0
+        for t in range(R.shape[0]):
+            out[t, n] = R[start, n]
+            if d[t, n]:
+                start = t + 1
+    return out
 
 
 def _returns_cases():

@@ -14,7 +14,13 @@ def _returns_mistakes(rewards, gamma) -> dict:
     forward = np.array([sum(gamma ** k * r[k] for k in range(t + 1)) for t in range(T)])
     from_start = np.array([sum(gamma ** k * r[k] for k in range(t, T)) for t in range(T)])
     shifted = np.array([sum(gamma ** (k - t) * r[k] for k in range(t + 1, T)) for t in range(T)])
+    whole = np.full(T, discounted_returns(r, gamma)[0] if T else 0.0)
+    whole_hint = ("every G_t equals G_0, the return of the whole episode: G_t must add only the rewards from step t "
+                  "on (the earlier ones cannot be changed by a_t), discounted from t: sum_{k >= t} gamma^(k - t) r_k.")
+    if np.allclose(whole, from_start):  # both mistakes give the same numbers here: say both
+        whole_hint += " (Or your discount restarts from k = 0: G_t uses gamma^(k - t), not gamma^k.)"
     return {
+        "whole_episode": (whole, whole_hint),
         "reversed": (discounted_returns(r, gamma)[::-1].copy(),
                      "your returns come out in reverse order: G_0 (the whole episode) belongs at index 0. If you "
                      "loop backwards and append, reverse the list at the end."),

@@ -12,7 +12,7 @@ from lecturekit.returns import gae
 
 # --- gae ----------------------------------------------------------------------------------------------------------
 def _gae_variant(r, v, d, lv, gamma, lam, *, done_in_delta=True, done_in_rec=True, next_v=True, use_last=True,
-                 use_lam=True, shift_done=False) -> np.ndarray:
+                 use_lam=True, shift_done=False, use_gamma_rec=True) -> np.ndarray:
     """GAE with one piece of the recursion changed: what a common mistake computes."""
     r, v, d = (np.asarray(x, dtype=np.float64) for x in (r, v, d))
     lv = np.asarray(lv, dtype=np.float64) if use_last else np.zeros(r.shape[1])
@@ -22,7 +22,8 @@ def _gae_variant(r, v, d, lv, gamma, lam, *, done_in_delta=True, done_in_rec=Tru
     delta = r + gamma * (1 - d if done_in_delta else 1) * nv - v
     adv, run = np.zeros_like(r), np.zeros(r.shape[1])
     for t in range(T - 1, -1, -1):
-        run = delta[t] + gamma * (lam if use_lam else 1.0) * (1 - d_rec[t] if done_in_rec else 1) * run
+        run = delta[t] + (gamma if use_gamma_rec else 1.0) * (lam if use_lam else 1.0) * \
+            (1 - d_rec[t] if done_in_rec else 1) * run
         adv[t] = run
     return adv
 
@@ -38,6 +39,10 @@ def _gae_mistakes(r, v, d, lv, gamma, lam) -> dict:
         "no_lambda": (_gae_variant(r, v, d, lv, gamma, lam, use_lam=False),
                       "lambda is missing: the recursion is "
                       "A_t = delta_t + gamma * lam * (1 - terminated_t) * A_{t+1}."),
+        "lam_not_gamma_lam": (_gae_variant(r, v, d, lv, gamma, lam, use_gamma_rec=False),
+                              "the recursion multiplies A_{t+1} by lam alone: it is gamma * lam, "
+                              "A_t = delta_t + gamma * lam * (1 - terminated_t) * A_{t+1} (GAE sums "
+                              "(gamma * lam)^l delta_{t+l}; gamma discounts, lam mixes the n-step estimates)."),
         "no_done": (_gae_variant(r, v, d, lv, gamma, lam, done_in_delta=False, done_in_rec=False),
                     "a terminated step must not bootstrap nor pass on A_{t+1}: multiply both V_{t+1} in delta_t and "
                     "A_{t+1} in the recursion by (1 - terminated_t)."),
@@ -262,3 +267,67 @@ def check_clipping_case(fn) -> None:
                         "is not enough: it depends on the sign of A.")
         c.expect_close(got["gradient"], exp["gradient"], case=case + " ('gradient')", mistakes=gm)
     c.passed(f"{len(cases)} cases: every cell of the table, two epsilons, and A = 0")
+
+
+# --- n_step_advantage (GAE's telescoping sum) ------------------------------------------------------------------------
+def _n_step_variant(r, v, lv, gamma, n, *, truncate=True, discount_boot=True, minus_v=True, boot=True) -> np.ndarray:
+    r, v = np.asarray(r, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    T = len(r)
+    vv = np.append(v, float(lv))  # V_0 .. V_T, V_T = last_value
+    out = np.zeros(T)
+    for t in range(T):
+        m = min(n, T - t) if truncate else n
+        m_eff = min(m, T - t)
+        ret = sum(gamma ** l * r[t + l] for l in range(m_eff))
+        if boot:
+            ret += (gamma ** m if discount_boot else 1.0) * vv[t + m_eff]
+        out[t] = ret - (v[t] if minus_v else 0.0)
+    return out
+
+
+def _n_step_ref(r, v, lv, gamma, n) -> np.ndarray:
+    """sum_{l < m} gamma^l delta_{t+l}, m = min(n, T - t): the TD errors added up (independent of the closed form)."""
+    r, v = np.asarray(r, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    vv = np.append(v, float(lv))
+    delta = r + gamma * vv[1:] - vv[:-1]
+    T = len(r)
+    return np.array([sum(gamma ** l * delta[t + l] for l in range(min(n, T - t))) for t in range(T)])
+
+
+@checker("n_step_advantage")
+def check_n_step_advantage(fn) -> None:
+    """Check `fn(rewards, values, last_value, gamma, n)` against the sum of n discounted TD errors (which telescopes
+    to the closed form the exercise asks for)."""
+    c = Check("n_step_advantage")
+    rng = np.random.default_rng(8)
+    f = np.array
+    cases = [
+        (f([1.0]), f([0.5]), 2.0, 0.9, 1),
+        (f([1.0, 0.0, 2.0]), f([0.5, 1.0, -1.0]), 3.0, 0.9, 1),
+        (f([1.0, 0.0, 2.0]), f([0.5, 1.0, -1.0]), 3.0, 0.9, 2),
+        (f([1.0, 0.0, 2.0]), f([0.5, 1.0, -1.0]), 3.0, 0.5, 3),
+        (f([1.0, 0.0, 2.0]), f([0.5, 1.0, -1.0]), 3.0, 0.9, 10),   # n beyond the rollout: stop at the end
+        (rng.normal(size=20), rng.normal(size=20), 1.3, 0.99, 5),
+    ]
+    for r, v, lv, gamma, n in cases:
+        case = (f"rewards={r.tolist()}, values={v.tolist()}, last_value={lv}, gamma={gamma}, n={n}" if len(r) <= 3
+                else f"a rollout of T={len(r)} steps, gamma={gamma}, n={n}")
+        got = c.call(fn, r, v, lv, gamma, n, case=case)
+        mistakes = {
+            "not_truncated": (_n_step_variant(r, v, lv, gamma, n, truncate=False),
+                              "near the end fewer than n steps are left: use m = min(n, T - t) steps and bootstrap "
+                              "from V_{t+m} with gamma^m (V_T = last_value)."),
+            "boot_undiscounted": (_n_step_variant(r, v, lv, gamma, n, discount_boot=False),
+                                  "the bootstrap value is discounted too: + gamma^m V_{t+m}."),
+            "no_minus_v": (_n_step_variant(r, v, lv, gamma, n, minus_v=False),
+                           "that is the n-step return; the advantage subtracts V_t: A_t^(n) = (n-step return) - V_t. "
+                           "(The telescoping sum of TD errors leaves exactly -V_t at the start.)"),
+            "no_bootstrap": (_n_step_variant(r, v, lv, gamma, n, boot=False),
+                             "the bootstrap term is missing: the TD errors telescope to + gamma^m V_{t+m} at the end."),
+            "lambda_gae": (gae(r[:, None], v[:, None], np.zeros((len(r), 1)), np.array([lv]), gamma, 0.95)[:, 0],
+                           "this is GAE: the exercise asks for one n-step advantage, the sum of the first m TD errors."),
+        }
+        c.expect_close(got, _n_step_ref(r, v, lv, gamma, n), case=case, mistakes=mistakes,
+                       hint="A_t^(n) = sum_{l < m} gamma^l r_{t+l} + gamma^m V_{t+m} - V_t, m = min(n, T - t), "
+                            "V_T = last_value.")
+    c.passed(f"{len(cases)} rollouts, n from 1 to beyond the rollout, compared with the sum of TD errors")

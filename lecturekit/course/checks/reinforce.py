@@ -163,3 +163,187 @@ def check_gaussian_policy_gradient(fn) -> None:
     c.expect_close(got, _autograd_gaussian_pg(actions, 2.0, 0.0, returns, 0.0), case=case,
                    hint="the baseline defaults to 0.")
     c.passed(f"{len(cases) + 1} cases: 1 to 200 samples, with and without a baseline, integer inputs")
+
+
+# ----------------------------------------------------------------------------------------- log_derivative_gradient
+def _softmax(h: np.ndarray) -> np.ndarray:
+    z = np.exp(h - h.max())
+    return z / z.sum()
+
+
+def _log_derivative_mistakes(logits, rewards) -> dict:
+    pi, r = _softmax(np.asarray(logits, dtype=np.float64)), np.asarray(rewards, dtype=np.float64)
+    A = len(pi)
+    scores = np.eye(A) - pi  # row a: grad log pi(a) = e_a - pi
+    return {
+        "sign": (-(pi * r) @ scores, "the sign is flipped: the gradient of E[r] is +sum_a pi(a) r(a) grad log pi(a)."),
+        "no_pi": (r @ scores, "each action's term must be weighted by its probability: the log-derivative trick "
+                              "writes grad sum_a pi(a) r(a) = sum_a pi(a) r(a) grad log pi(a), an expectation under pi."),
+        "grad_pi": ((pi * pi * r) @ scores, "you weighted by pi(a) twice: pi(a) (e_a - pi) is grad pi(a) itself; the "
+                                            "trick replaces grad pi(a) by pi(a) grad log pi(a), with grad log pi(a) = "
+                                            "e_a - pi."),
+        "e_a_only": (pi * r, "grad log pi(a) = e_a - pi, not e_a: the normaliser of the softmax depends on every logit."),
+        "minus_e_a": ((pi * r) @ (pi - np.eye(A)) if A else None, "the score is e_a - pi, not pi - e_a."),
+    }
+
+
+@checker("log_derivative_gradient")
+def check_log_derivative_gradient(fn) -> None:
+    """Check `fn(logits, rewards)` = sum_a pi(a) r(a) (e_a - pi), compared with autograd of E_pi[r] = softmax(h) . r."""
+    c = Check("log_derivative_gradient")
+    rng = np.random.default_rng(3)
+    cases = [
+        (np.array([0.0]), np.array([2.0])),                        # one action: nothing to choose, gradient 0
+        (np.array([0.0, 0.0]), np.array([1.0, 0.0])),
+        (np.array([1.0, -1.0, 0.5]), np.array([1.0, 2.0, -1.0])),
+        (np.array([0, 2, 1]), np.array([3, 0, 1])),                # ints: the answer must be floats
+        (np.array([1000.0, 999.0, 0.0]), np.array([1.0, 0.0, 5.0])),  # large logits: subtract the max
+        (rng.normal(size=10), rng.normal(size=10)),
+    ]
+    for logits, rewards in cases:
+        case = f"logits={logits.tolist()}, rewards={rewards.tolist()}" if len(logits) <= 3 else \
+            f"{len(logits)} actions with random logits and rewards"
+        got = c.call(fn, logits, rewards, case=case)
+        h = torch.tensor(np.asarray(logits, dtype=np.float64), requires_grad=True)
+        (expected,) = torch.autograd.grad(torch.softmax(h, -1) @ torch.as_tensor(rewards, dtype=torch.float64), h)
+        c.expect_close(got, expected.numpy(), case=case, rtol=1e-6, atol=1e-9,
+                       mistakes=_log_derivative_mistakes(logits, rewards))
+    c.passed(f"{len(cases)} cases from 1 to 10 actions, int inputs, logits up to 1000, compared with autograd")
+
+# ------------------------------------------------------------------------------------------ score_estimator_moments
+def _moments(logits, rewards, b) -> tuple[np.ndarray, float, np.ndarray]:
+    """Exact mean (A,), total variance and second moment per action of g(a) = (r(a) - b)(e_a - pi), a ~ pi."""
+    h = np.asarray(logits, dtype=np.float64)
+    pi = np.exp(h - h.max())
+    pi /= pi.sum()
+    g = (np.asarray(rewards, dtype=np.float64) - b)[:, None] * (np.eye(len(pi)) - pi)  # row a: the sample for a
+    mean = pi @ g
+    return mean, float(pi @ (g * g).sum(1) - mean @ mean), g
+
+
+def _moments_mistakes(logits, rewards, b) -> dict:
+    mean, var, g = _moments(logits, rewards, b)
+    h = np.asarray(logits, dtype=np.float64)
+    pi = np.exp(h - h.max())
+    pi /= pi.sum()
+    return {  # in this order: the first case has b = 0, where a missing baseline cannot show
+        "plus_b": ((_moments(logits, rewards, -b)[0], _moments(logits, rewards, -b)[1]),
+                   "the baseline is subtracted: g(a) = (r(a) - b) grad log pi(a)."),
+        "no_b": ((_moments(logits, rewards, 0.0)[0], _moments(logits, rewards, 0.0)[1]),
+                 "the baseline is missing: the mean does not change with b, but the variance does."),
+        "second_moment": ((mean, float(pi @ (g * g).sum(1))),
+                          "that is the second moment E[|g|^2]: the variance subtracts the squared mean, "
+                          "Var = E[|g|^2] - |E[g]|^2."),
+        "unweighted": ((g.mean(0), float(g.var(0).sum())), "the moments are expectations under the policy: weight "
+                                                          "each action's sample g(a) by pi(a), not 1/A."),
+    }
+
+
+@checker("score_estimator_moments")
+def check_score_estimator_moments(fn) -> None:
+    """Check `fn(logits, rewards, baseline) -> (mean, variance)` of the one-sample estimator (r(a) - b) grad log pi(a).
+
+    The mean must equal the exact gradient of E_pi[r] (autograd) for every baseline: that is the baseline's zero
+    expectation.  The variance is compared with the exact sum over actions.
+    """
+    c = Check("score_estimator_moments")
+    rng = np.random.default_rng(4)
+    cases = [
+        (np.array([0.0, 0.0]), np.array([1.0, 0.0]), 0.0),
+        (np.array([0.0, 0.0]), np.array([1.0, 0.0]), 0.5),
+        (np.array([1.0, -1.0, 0.5]), np.array([1.0, 2.0, -1.0]), 0.0),
+        (np.array([1.0, -1.0, 0.5]), np.array([1.0, 2.0, -1.0]), 3.0),
+        (rng.normal(size=6), rng.normal(2.0, 1.0, size=6), 1.7),
+    ]
+    for logits, rewards, b in cases:
+        case = f"logits={logits.tolist()}, rewards={rewards.tolist()}, baseline={b}" if len(logits) <= 3 else \
+            f"{len(logits)} actions with random logits and rewards, baseline={b}"
+        got = c.call(fn, logits, rewards, b, case=case)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            c.fail(case, expected="a pair (mean, variance)", got=got,
+                   hint="return two things: the mean vector (A,) and the total variance (a float).")
+        mean, var, _ = _moments(logits, rewards, b)
+        h = torch.tensor(logits, requires_grad=True)
+        (exact,) = torch.autograd.grad(torch.softmax(h, -1) @ torch.as_tensor(rewards), h)
+        wrong = _moments_mistakes(logits, rewards, b)
+        c.expect_close(got[0], exact.numpy(), case=case + " (the mean)",
+                       mistakes={k: (m, hint) for k, ((m, _), hint) in wrong.items()},
+                       hint="the mean of the estimator is the exact gradient sum_a pi(a) r(a) (e_a - pi), whatever b.")
+        c.expect_close(got[1], var, case=case + " (the variance)",
+                       mistakes={k: (v, hint) for k, ((_, v), hint) in wrong.items()},
+                       hint="total variance = sum_a pi(a) |g(a)|^2 - |mean|^2, with g(a) = (r(a) - b)(e_a - pi).")
+    c.passed(f"{len(cases)} cases: the mean equals the exact gradient for every baseline, and the variance")
+
+
+# -------------------------------------------------------------------------------------------- score_gradient_samples
+def _samples_variant(theta, episodes, gamma, baseline, *, discount_t=True, rtg=True, b_sign=1.0, score_pi=True,
+                     ret_gamma=None) -> np.ndarray:
+    """Per-episode samples sum_t gamma^t (G_t - b(s_t)) (e_{a_t} - pi(.|s_t)) in row s_t, with one piece changed."""
+    from lecturekit.returns import discounted_returns
+
+    th = np.asarray(theta, dtype=np.float64)
+    S, A = th.shape
+    pi = np.exp(th - th.max(-1, keepdims=True))
+    pi /= pi.sum(-1, keepdims=True)
+    b = np.broadcast_to(np.asarray(baseline, dtype=np.float64), (S,))
+    out = np.zeros((len(episodes), S, A))
+    for i, (states, actions, rewards) in enumerate(episodes):
+        G = discounted_returns(rewards, gamma if ret_gamma is None else ret_gamma)
+        if not rtg:
+            G = np.full(len(G), G[0])
+        for t, (s, a) in enumerate(zip(states, actions)):
+            w = (gamma ** t if discount_t else 1.0) * (G[t] - b_sign * b[s])
+            out[i, s] -= w * pi[s] if score_pi else 0.0
+            out[i, s, a] += w
+    return out
+
+
+def _samples_mistakes(theta, episodes, gamma, baseline) -> dict:
+    v = lambda **kw: _samples_variant(theta, episodes, gamma, baseline, **kw)  # noqa: E731
+    return {
+        "no_gamma_t": (v(discount_t=False), "the factor gamma^t is missing: in a discounted problem the step-t term is "
+                                            "gamma^t (G_t - b(s_t)) grad log pi(a_t|s_t) (the policy gradient theorem "
+                                            "weights states by the discounted visitation)."),
+        "whole_return": (v(rtg=False), "every step got the whole episode's return G_0: use the return-to-go G_t of "
+                                       "step t (rewards from t on, discounted from t)."),
+        "plus_b": (v(b_sign=-1.0), "subtract the baseline: (G_t - b(s_t))."),
+        "score_e_a": (v(score_pi=False), "grad log pi(a|s) = e_a - pi(.|s) in row s: the -pi(.|s) part is missing."),
+        "undiscounted_G": (v(ret_gamma=1.0), "the returns-to-go are not discounted: G_t = sum_{k >= t} gamma^(k - t) "
+                                             "r_k."),
+    }
+
+
+def _tabular_cases() -> list:
+    from lecturekit.tabular.mdp import small_mdp
+
+    f = np.array
+    theta1 = f([[0.0, 0.0], [1.0, -1.0]])
+    one_step = [(f([0]), f([1]), f([2.0]))]
+    two_eps = [(f([0, 1]), f([1, 0]), f([1.0, 2.0])), (f([1]), f([1]), f([-1.0]))]
+    mdp = small_mdp()
+    theta = np.random.default_rng(1).normal(size=(mdp.n_states, mdp.n_actions))
+    eps = mdp.sample_episodes(theta, 40, np.random.default_rng(2))
+    V = mdp.value(theta).numpy()
+    return [
+        ("one episode of one step, no baseline", theta1, one_step, 0.9, 0.0),
+        ("two short episodes, gamma = 0.5, no baseline", theta1, two_eps, 0.5, 0.0),
+        ("two short episodes, gamma = 0.5, constant baseline 1.5", theta1, two_eps, 0.5, 1.5),
+        ("two short episodes, gamma = 0.5, baseline per state b = [1, -2]", theta1, two_eps, 0.5, f([1.0, -2.0])),
+        ("40 episodes of the course's small MDP, baseline V_pi (S,)", theta, eps, mdp.gamma, V),
+    ]
+
+
+@checker("score_gradient_samples")
+def check_score_gradient_samples(fn) -> None:
+    """Check `fn(theta, episodes, gamma, baseline)` -> (n, S, A) against `lecturekit.tabular.baselines`."""
+    from lecturekit.tabular.baselines import per_episode_gradients
+
+    c = Check("score_gradient_samples")
+    cases = _tabular_cases()
+    for case, theta, episodes, gamma, baseline in cases:
+        got = c.call(fn, theta, episodes, gamma, baseline, case=case)
+        c.expect_close(got, per_episode_gradients(theta, episodes, gamma, baseline), case=case, rtol=1e-6, atol=1e-9,
+                       mistakes=_samples_mistakes(theta, episodes, gamma, baseline),
+                       hint="episode i's sample is sum_t gamma^t (G_t - b(s_t)) (e_{a_t} - pi(.|s_t)), placed in row "
+                            "s_t of an (S, A) array.")
+    c.passed(f"{len(cases)} cases: 1 to 40 episodes, no, constant and per-state baselines")

@@ -26,7 +26,7 @@ def _grads(out: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor |
     """d sum(out) / d input for each input (None where the output does not depend on it)."""
     if not out.requires_grad:
         return [None] * len(inputs)
-    return list(torch.autograd.grad(out.sum(), inputs, allow_unused=True))
+    return list(torch.autograd.grad(out.sum(), inputs, allow_unused=True, retain_graph=True))
 
 
 def _expect_grads(c: Check, got_out, ref_out, got_inputs, ref_inputs, names, case: str, hints: dict) -> None:
@@ -232,8 +232,28 @@ def _temp_mistakes(log_alpha, lp, target) -> dict:
         "log_alpha": ((float(log_alpha) * (-lp - target)).mean(),
                       "use alpha = exp(log_alpha) in the loss, not log_alpha itself."),
         "plus_target": ((a * (-lp + target)).mean(), "subtract the target entropy: (-logp - target_entropy)."),
+        "logp_sign": ((a * (lp - target)).mean(), "-logp (not +logp) is the entropy estimate: the loss is "
+                                                  "mean(alpha * (-logp - target_entropy))."),
         "sum": ((a * (-lp - target)).sum(), "average over the batch (.mean()), do not sum."),
     }
+
+
+def _expect_temperature_direction(c: Check, got, ref, log_alpha, ref_log_alpha, lp, target, case: str) -> None:
+    """A flipped sign shows in the gradient first: gradient descent must shrink alpha when the entropy estimate
+    -mean(logp) is above the target and grow it when below, whatever else the formula does."""
+    if not (isinstance(got, torch.Tensor) and got.requires_grad and got.numel() == 1):
+        return  # the value and gradient checks that follow say what is wrong
+    (g,) = torch.autograd.grad(got.sum(), [log_alpha], retain_graph=True, allow_unused=True)
+    (r,) = torch.autograd.grad(ref.sum(), [ref_log_alpha], retain_graph=True)
+    if g is None or float(g) == 0.0 or float(r) == 0.0 or (float(g) > 0) == (float(r) > 0):
+        return
+    entropy = -float(lp.mean())
+    above = entropy > target
+    c.fail(f"{case} (gradient with respect to `log_alpha`)", expected=r, got=g,
+           hint=f"the sign is flipped: here the entropy estimate -mean(logp) = {entropy:.3g} is "
+                f"{'above' if above else 'below'} the target {target:g}, so a gradient step must "
+                f"{'shrink' if above else 'grow'} alpha, and yours would {'grow' if above else 'shrink'} it. "
+                "L = mean(alpha * (-logp - target_entropy)) with alpha = exp(log_alpha).")
 
 
 @checker("temperature_loss")
@@ -253,6 +273,7 @@ def check_temperature_loss(fn) -> None:
         got = c.call(fn, *ins, target, case=case)
         ref_ins = [_leaf(log_alpha), _leaf(lp)]
         ref = _temp_ref(*ref_ins, target)
+        _expect_temperature_direction(c, got, ref, ins[0], ref_ins[0], lp, target, case)
         c.expect_tensor(got, ref.detach(), case=case, mistakes=_temp_mistakes(log_alpha, lp, target))
         _expect_grads(c, got, ref, ins, ref_ins, ["log_alpha", "logp"], case, {
             "log_alpha": ("no gradient reaches log_alpha: build the loss from torch.exp(log_alpha) (not .item() or a "
@@ -265,3 +286,107 @@ def check_temperature_loss(fn) -> None:
 
 __all__ = ["check_squashed_gaussian_log_prob", "check_sac_critic_target", "check_sac_actor_loss",
            "check_temperature_loss"]
+
+
+# ------------------------------------------------------------------------------------------- reparameterized_sample
+def _reparam_ref(mu, log_std, eps):
+    u = mu + torch.exp(log_std) * eps
+    return torch.tanh(u), _sq_ref(u, mu, log_std)
+
+
+def _reparam_mistakes(mu, log_std, eps) -> dict:
+    u = mu + torch.exp(log_std) * eps
+    a = torch.tanh(u)
+    gauss = gaussian_log_prob(u, mu, log_std)
+    return {
+        "no_correction": (gauss, "log pi(a) needs the change-of-variables term: subtract sum_d log(1 - tanh(u_d)^2) "
+                                 "from the Gaussian log-density of u."),
+        "plus_correction": (2 * gauss - _sq_ref(u, mu, log_std), "the tanh correction has the wrong sign: subtract "
+                                                                 "sum_d log(1 - tanh(u_d)^2)."),
+        "gauss_of_a": (gaussian_log_prob(a, mu, log_std) + (_sq_ref(u, mu, log_std) - gauss),
+                       "evaluate the Gaussian density at the pre-tanh sample u, not at a = tanh(u)."),
+        "std_as_var": (_sq_ref(mu + torch.exp(0.5 * log_std) * eps, mu, 0.5 * log_std), None),
+    }
+
+
+@checker("reparameterized_sample")
+def check_reparameterized_sample(fn) -> None:
+    """Check `fn(mu, log_std, eps) -> (a, logp)`: the values, and that gradients reach mu and log_std through both
+    (the pathwise gradient SAC's actor needs)."""
+    c = Check("reparameterized_sample")
+    g = torch.Generator().manual_seed(21)
+    cases = [
+        ("one action dimension, mu = 0, log_std = 0, eps = 0.5", torch.zeros(1), torch.zeros(1), torch.tensor([0.5])),
+        ("a batch of 3 one-dimensional actions", torch.tensor([[0.3], [-1.0], [2.0]]),
+         torch.tensor([[0.0], [-0.5], [0.5]]), torch.tensor([[1.0], [-0.3], [0.8]])),
+        ("a batch of 8 two-dimensional actions", torch.randn(8, 2, generator=g), 0.3 * torch.randn(8, 2, generator=g),
+         torch.randn(8, 2, generator=g)),
+        ("actions near the bounds (u up to 12, float32)", torch.tensor([[6.0, -8.0]]), torch.tensor([[0.5, 0.5]]),
+         torch.tensor([[2.0, -2.0]])),
+    ]
+    for case, mu, log_std, eps in cases:
+        ins = [_leaf(mu), _leaf(log_std)]
+        got = c.call(fn, *ins, eps.clone(), case=case)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            c.fail(case, expected="a pair (a, logp)", got=got, hint="return the squashed action and its log-probability.")
+        ref_ins = [_leaf(mu), _leaf(log_std)]
+        ref_a, ref_logp = _reparam_ref(*ref_ins, eps)
+        u = mu + torch.exp(log_std) * eps
+        c.expect_tensor(got[0], ref_a.detach(), case=case + " (the action a)",
+                        mistakes={"no_tanh": (u, "squash the Gaussian sample: a = tanh(mu + exp(log_std) * eps)."),
+                                  "var": (torch.tanh(mu + torch.exp(2 * log_std) * eps),
+                                          "sigma = exp(log_std) multiplies eps, not exp(2 log_std)."),
+                                  "std_is_log_std": (torch.tanh(mu + log_std * eps),
+                                                     "sigma = exp(log_std): exponentiate before multiplying eps.")})
+        hint_stable = " Near the bounds compute log(1 - tanh(u)^2) from u: 2 (log 2 - u - softplus(-2u)); " \
+                      "atanh(a) of a rounded a loses all precision." if u.abs().max() > 5 else ""
+        c.expect_tensor(got[1], ref_logp.detach(), case=case + " (the log-probability logp)", rtol=1e-4, atol=1e-4,
+                        mistakes={k: (v, h) for k, (v, h) in _reparam_mistakes(mu, log_std, eps).items() if h},
+                        hint="logp = log N(u; mu, sigma^2) - sum_d log(1 - tanh(u_d)^2), u = mu + sigma * eps, summed "
+                             "over the last dimension." + hint_stable)
+        for out_name, got_out, ref_out in (("a", got[0], ref_a), ("logp", got[1], ref_logp)):
+            _expect_grads(c, got_out, ref_out, ins, ref_ins, ["mu", "log_std"], f"{case} ({out_name})", {
+                name: (f"no gradient reaches `{name}` through `{out_name}`: the sample must be a differentiable "
+                       "function of mu and log_std (u = mu + exp(log_std) * eps, no .detach(), no torch.no_grad(), "
+                       "no .sample()); that is the reparameterisation trick.",
+                       f"the gradient of `{out_name}` with respect to `{name}` is wrong although the value is right: "
+                       "is u (or part of logp) detached?")
+                for name in ("mu", "log_std")})
+    c.passed(f"{len(cases)} cases: values of a and logp, gradients into mu and log_std, |u| up to 12")
+
+
+# ------------------------------------------------------------------------------------------------------ tanh_density
+def _tanh_density_ref(a, mu, sigma):
+    import numpy as np
+
+    a = np.asarray(a, dtype=np.float64)
+    u = np.arctanh(a)
+    return np.exp(-0.5 * ((u - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi)) / (1 - a * a)
+
+
+@checker("tanh_density")
+def check_tanh_density(fn) -> None:
+    """Check `fn(a, mu, sigma)`: the density of a = tanh(u), u ~ N(mu, sigma^2), by the change of variables."""
+    import numpy as np
+
+    c = Check("tanh_density")
+    cases = [(np.array([0.0]), 0.0, 1.0), (np.array([0.5, -0.5]), 0.0, 1.0), (np.array([0.9, 0.0, -0.3]), 1.0, 0.5),
+             (np.linspace(-0.99, 0.99, 50), -0.5, 2.0)]
+    for a, mu, sigma in cases:
+        case = f"a={a.tolist()}, mu={mu}, sigma={sigma}" if len(a) <= 3 else \
+            f"{len(a)} points a in [-0.99, 0.99], mu={mu}, sigma={sigma}"
+        got = c.call(fn, a, mu, sigma, case=case)
+        ref = _tanh_density_ref(a, mu, sigma)
+        u = np.arctanh(a)
+        gauss_u = np.exp(-0.5 * ((u - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+        gauss_a = np.exp(-0.5 * ((a - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+        c.expect_close(got, ref, case=case, rtol=1e-6, atol=1e-10, mistakes={
+            "times_jacobian": (gauss_u * (1 - a * a), "divide by |da/du| = 1 - a^2, do not multiply: squashing packs "
+                                                       "the mass near +-1 into a smaller interval, so the density "
+                                                       "there grows."),
+            "no_jacobian": (gauss_u, "the Jacobian is missing: p_A(a) = p_U(atanh(a)) / |da/du|, da/du = 1 - a^2."),
+            "gauss_of_a": (gauss_a / (1 - a * a), "evaluate the Gaussian at u = atanh(a), the point that maps to a."),
+            "gauss_of_a_only": (gauss_a, "a = tanh(u) is not Gaussian: p_A(a) = N(atanh(a); mu, sigma^2) / (1 - a^2)."),
+            "log": (np.log(ref), "return the density itself, not its logarithm."),
+        }, hint="p_A(a) = N(atanh(a); mu, sigma^2) / (1 - a^2).")
+    c.passed(f"{len(cases)} cases: points across (-1, 1), several mu and sigma")

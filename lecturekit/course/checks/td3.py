@@ -176,3 +176,53 @@ def check_polyak_update(fn) -> None:
                                                               "+ (1 - tau) * target.")},
                             hint="new target = tau * source + (1 - tau) * old target, for every parameter.")
     c.passed(f"{len(cases)} cases: Linear layers and MLPs, tau in [0, 1], in place, source untouched, no graph")
+
+
+# --- dpg_actor_loss -----------------------------------------------------------------------------------------------
+def _dpg_nets(obs_dim: int, act_dim: int, seed: int):
+    from lecturekit.offpolicy import DeterministicActor, QCritic
+
+    torch.manual_seed(seed)  # the checker's own networks; the student's code never sees this seed
+    return DeterministicActor(obs_dim, act_dim, -2.0 * torch.ones(act_dim), 2.0 * torch.ones(act_dim), (16, 16)), \
+        QCritic(obs_dim, act_dim, (16, 16))
+
+
+def _actor_grads(loss: torch.Tensor, actor: nn.Module) -> list:
+    return list(torch.autograd.grad(loss, list(actor.parameters()), allow_unused=True, retain_graph=True))
+
+
+@checker("dpg_actor_loss")
+def check_dpg_actor_loss(fn) -> None:
+    """Check `fn(q, actor, obs)` = -mean_s Q(s, mu(s)): value, scalar shape, and its gradient in the actor's weights
+    (the deterministic policy gradient), compared with autograd of the reference."""
+    from lecturekit.offpolicy import dpg_actor_loss as ref_loss
+
+    c = Check("dpg_actor_loss")
+    cases = [("one state (obs_dim 3, act_dim 1)", 3, 1, 1), ("a batch of 5 states (obs_dim 3, act_dim 1)", 3, 1, 5),
+             ("a batch of 64 states (obs_dim 4, act_dim 2)", 4, 2, 64)]
+    for i, (case, od, ad, B) in enumerate(cases):
+        state = torch.random.get_rng_state()
+        actor, critic = _dpg_nets(od, ad, seed=100 + i)
+        torch.random.set_rng_state(state)
+        obs = torch.randn(B, od, generator=torch.Generator().manual_seed(i))
+        got = c.call(fn, critic, actor, obs.clone(), case=case, check_inputs=False)
+        ref = ref_loss(critic, actor, obs)
+        with torch.no_grad():
+            a = actor(obs)
+            mistakes = {"sign": (critic(obs, a).mean(), "the sign is flipped: the actor MAXIMISES Q, so the loss to "
+                                                        "minimise is -mean(Q(s, mu(s)))."),
+                        "sum": (-critic(obs, a).sum(), "average over the batch (.mean()), do not sum.")}
+        c.expect_tensor(got, ref.detach(), case=case, mistakes=mistakes)
+        if not got.requires_grad:
+            c.fail(case, expected="a loss whose gradient reaches the actor", got="a tensor with no gradient",
+                   hint="the loss is cut off from the actor: call q(obs, actor(obs)) without torch.no_grad(), "
+                        ".detach() or .item(): the deterministic policy gradient flows from Q through the action.")
+        for name, g, r in zip([n for n, _ in actor.named_parameters()], _actor_grads(got, actor),
+                              _actor_grads(ref, actor)):
+            if g is None or not torch.any(g != 0):
+                c.fail(case + f" (gradient with respect to the actor's `{name}`)", expected=r, got="no gradient",
+                       hint="no gradient reaches the actor: the action must be actor(obs) itself, not detached and "
+                            "not an action from the replay batch, so that grad_a Q flows into mu_theta.")
+            c.expect_tensor(g, r, case=case + f" (gradient with respect to the actor's `{name}`)", rtol=1e-4, atol=1e-6,
+                            hint="the value is right but the gradient is not: is part of the computation detached?")
+    c.passed(f"{len(cases)} batches from 1 to 64 states: value and the actor's gradient")

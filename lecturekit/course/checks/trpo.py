@@ -224,3 +224,126 @@ def check_trpo_line_search(fn) -> None:
 
 
 __all__ = ["check_kl_categorical", "check_conjugate_gradient", "check_trpo_line_search", "CheckFailed"]
+
+
+# --- tabular_fisher and natural_gradient_step (the natural gradient on the small MDP) ---------------------------------
+def _fisher_ref(pi: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """F = block_diag_s d(s) (diag(pi_s) - pi_s pi_s^T), the (S*A, S*A) Fisher matrix of a tabular softmax policy."""
+    return torch.block_diag(*[d[s] * (torch.diag(pi[s]) - torch.outer(pi[s], pi[s])) for s in range(pi.shape[0])])
+
+
+def _fisher_mistakes(pi, d) -> dict:
+    S = pi.shape[0]
+    flat, drep = pi.reshape(-1), d.repeat_interleave(pi.shape[1])
+    return {
+        "no_d": (_fisher_ref(pi, torch.ones_like(d)), "each state's block is weighted by its visitation d(s), as "
+                                                      "given (not 1, not normalised to sum 1): "
+                                                      "F = sum_s d(s) (diag(pi_s) - pi_s pi_s^T)."),
+        "normalized_d": (_fisher_ref(pi, d / d.sum()), "use d(s) as given (the discounted visitation, not normalised "
+                                                       "to sum to 1)."),
+        "diag_only": (torch.diag(flat * drep), "the outer product -pi_s pi_s^T is missing: the score e_a - pi_s has "
+                                               "covariance diag(pi_s) - pi_s pi_s^T."),
+        "outer_only": (_fisher_ref(pi, d) - torch.diag(flat * drep), "diag(pi_s) is missing: the covariance of the "
+                                                                     "score is diag(pi_s) - pi_s pi_s^T."),
+        "full_outer": (torch.diag(flat * drep) - torch.outer(flat * drep.sqrt(), flat * drep.sqrt()) if S > 1 else None,
+                       "the blocks of different states must be zero: a state's score has no entries in another "
+                       "state's logits (F is block-diagonal)."),
+        "squared_d": (_fisher_ref(pi, d * d), "d(s) multiplies each block once, not squared."),
+    }
+
+
+def _fisher_cases():
+    from lecturekit.tabular.mdp import small_mdp
+
+    t = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
+    mdp = small_mdp()
+    theta = torch.as_tensor(torch.randn(mdp.n_states, mdp.n_actions, generator=torch.Generator().manual_seed(0),
+                                        dtype=torch.float64))
+    return [
+        ("one state, two actions, pi = [0.5, 0.5], d = [1]", t([[0.5, 0.5]]), t([1.0])),
+        ("one state, three actions, d = [2]", t([[0.2, 0.3, 0.5]]), t([2.0])),
+        ("two states, d = [1.5, 0.5]", t([[0.9, 0.1], [0.4, 0.6]]), t([1.5, 0.5])),
+        ("the small MDP at random logits (5 states, 3 actions)", mdp.policy(theta),
+         mdp.discounted_state_visitation(theta)),
+    ]
+
+
+@checker("tabular_fisher")
+def check_tabular_fisher(fn) -> None:
+    """Check `fn(pi, d)` -> (S*A, S*A) against the block-diagonal Fisher matrix of a tabular softmax policy."""
+    c = Check("tabular_fisher")
+    cases = _fisher_cases()
+    for case, pi, d in cases:
+        got = c.call(fn, pi.clone(), d.clone(), case=case)
+        c.expect_tensor(got, _fisher_ref(pi, d), case=case, rtol=1e-6, atol=1e-9, mistakes=_fisher_mistakes(pi, d),
+                        hint="F = block_diag_s d(s) (diag(pi_s) - pi_s pi_s^T) over the flattened (S*A) logits, "
+                             "state-major (index s * A + a).")
+    c.passed(f"{len(cases)} cases from 1 state to the small MDP")
+
+
+def _natural_ref(g: torch.Tensor, F: torch.Tensor, max_kl: float) -> torch.Tensor:
+    x = torch.linalg.pinv(F) @ g
+    return torch.sqrt(2 * max_kl / (x @ F @ x)) * x
+
+
+def _natural_mistakes(g, F, max_kl) -> dict:
+    x = torch.linalg.pinv(F) @ g
+    beta = lambda v: torch.sqrt(2 * max_kl / (v @ F @ v))  # noqa: E731
+    return {
+        "vanilla": (beta(g) * g, "this is the vanilla gradient scaled to the KL radius: the natural direction is "
+                                 "x = F^+ g (solve F x = g), not g."),
+        "F_times_g": (beta(F @ g) * (F @ g), "multiply by the INVERSE of F: x solves F x = g (F^+ g), it is not F g."),
+        "unscaled": (x, "the direction is right but not scaled: step = sqrt(2 max_kl / (x^T F x)) x so that the "
+                        "quadratic KL 0.5 step^T F step equals max_kl."),
+        "no_two": (torch.sqrt(max_kl / (x @ F @ x)) * x, "the factor 2 is missing: 0.5 step^T F step = max_kl gives "
+                                                         "beta = sqrt(2 max_kl / (x^T F x))."),
+        "sqrt_missing": ((2 * max_kl / (x @ F @ x)) * x, "take the square root: beta = sqrt(2 max_kl / (x^T F x))."),
+        "x_dot_g": (torch.sqrt(2 * max_kl / (x @ g)) * x if (x @ g) > 0 else None, None),
+    }
+
+
+def _natural_cases():
+    from lecturekit.tabular.mdp import small_mdp
+
+    t = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
+    mdp = small_mdp()
+    cases = [("F = diag(1, 4) (invertible), g = [1, 1], max_kl = 0.5", t([1.0, 1.0]), torch.diag(t([1.0, 4.0])), 0.5),
+             ("one state, three actions: F is singular (adding a constant to the logits changes nothing)",
+              t([0.2, -0.5, 0.3]), _fisher_ref(t([[0.2, 0.3, 0.5]]), t([1.0])), 0.01)]
+    for seed in (0, 1):
+        theta = torch.randn(mdp.n_states, mdp.n_actions, generator=torch.Generator().manual_seed(seed),
+                            dtype=torch.float64) * (1 + 2 * seed)
+        F = _fisher_ref(mdp.policy(theta), mdp.discounted_state_visitation(theta))
+        cases.append((f"the small MDP at random logits (seed {seed}, 15 x 15 singular F)",
+                      mdp.exact_gradient(theta).reshape(-1), F, 0.01))
+    return cases
+
+
+@checker("natural_gradient_step")
+def check_natural_gradient_step(fn) -> None:
+    """Check `fn(grad, F, max_kl)`: the natural step F^+ g scaled to 0.5 step^T F step = max_kl.
+
+    Steps are compared after projecting out the null space of F (directions that add a constant to one state's logits
+    and leave the policy unchanged), so a pseudo-inverse, lstsq or a tiny damping are all accepted.
+    """
+    c = Check("natural_gradient_step")
+    cases = _natural_cases()
+    for case, g, F, max_kl in cases:
+        try:
+            got = c.call(fn, g.clone(), F.clone(), max_kl, case=case)
+        except CheckFailed as e:
+            if "singular" not in str(e).lower():
+                raise
+            c.fail(case, got=str(e).split("got:", 1)[-1].split("\n")[0].strip(),
+                   hint="F is singular here (adding a constant to one state's logits changes nothing), so it has no "
+                        "inverse: use torch.linalg.pinv(F) @ g or torch.linalg.lstsq.")
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(g.shape) and got.dtype.is_floating_point:
+            proj = torch.linalg.pinv(F) @ F  # onto the directions that change the policy
+            got = proj @ got.detach().double()
+        c.expect_tensor(got, _natural_ref(g, F, max_kl), case=case + " (the step, up to policy-neutral directions)",
+                        rtol=1e-4, atol=1e-7,
+                        mistakes={k: (v, h) for k, (v, h) in _natural_mistakes(g, F, max_kl).items() if v is not None
+                                  and h},
+                        hint="x = F^+ g (torch.linalg.pinv or lstsq: F is singular), then step = sqrt(2 max_kl / "
+                             "(x^T F x)) x.")
+    c.passed(f"{len(cases)} cases: invertible and singular F, the small MDP")
