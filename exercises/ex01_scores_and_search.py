@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 01 · Scores, finite differences and the cross-entropy method
 #
+# *Time: about 35 minutes (four functions) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 1 of 5.*
+#
 # Lecture part 1: "Why Must Policies Be Stochastic?", "Policy Parametrizations", "Gradient-Free Policy
 # Optimization". Notebooks 01-03 use reference versions of these four functions; here you write them yourself.
 # Each function has a check cell below it: it prints a line when everything passes, or names the smallest input

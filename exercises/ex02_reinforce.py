@@ -1,14 +1,21 @@
 # %% [markdown]
 # # Exercise 02 · The REINFORCE loss and a Gaussian policy gradient
 #
+# *Time: about 70 minutes (five functions and two training runs) for a student who followed the lecture (an
+# estimate, see the course map). Difficulty 2 of 5.*
+#
 # Lecture: "Vanilla policy gradient (REINFORCE)", "Variance Reduction By Baseline" and "Policy Parametrizations".
 # Notebooks [04 REINFORCE](../notebooks/04_reinforce.ipynb), [05 Baselines](../notebooks/05_baselines_variance.ipynb)
-# and [06 Parametrizations](../notebooks/06_policy_parametrizations.ipynb) tell the story; here you write the two
+# and [06 Parametrizations](../notebooks/06_policy_parametrizations.ipynb) tell the story; here you write the
 # pieces yourself.
 #
 # 1. `reinforce_loss`: the loss whose gradient is (minus) the REINFORCE estimate. You then train CartPole with it.
 # 2. `gaussian_policy_gradient`: the same estimate for a one-dimensional Gaussian policy, written out by hand
 #    (no autograd), used to find the revenue-maximising price of a product.
+# 3. Two derivations with numerical answers: the log-derivative trick (`log_derivative_gradient`) and the
+#    baseline's zero expectation (`score_estimator_moments`).
+# 4. `score_gradient_samples`: REINFORCE's per-episode gradient on the course's small MDP, with which you measure
+#    the variance with and without a baseline against the exact gradient.
 #
 # The returns-to-go come from `discounted_returns` (exercise 00); here the reference one in `lecturekit.returns` does
 # that part.
@@ -167,3 +174,169 @@ assert abs(mu - 1.0) < 0.2 and expected_revenue(mu) >= 0.98 * expected_revenue(1
 # **Think about it.** Run the pricing loop with `baseline=0.0`. The estimate stays unbiased, so why does $\mu$ wander
 # much more? (Notebook 05 measures exactly this.) And what would go wrong with prices below 0 if we did not clip them
 # inside the demand model?
+
+# %% [markdown]
+# ## 3. A derivation with a numerical answer: the log-derivative trick
+#
+# Lecture: "Apply the Log-Derivative Identity". For a bandit with $A$ actions, rewards $r(a)$ and the softmax policy
+# $\pi = \mathrm{softmax}(h)$, the objective is $J(h) = \sum_a \pi(a)\, r(a)$. Its gradient is a sum of
+# $\nabla_h \pi(a)$, which is not an expectation and so cannot be estimated from samples. The identity
+# $\nabla \pi(a) = \pi(a)\, \nabla \log \pi(a)$ turns it into one:
+#
+# $$\nabla_h J = \sum_a \pi(a)\, r(a)\, \nabla_h \log \pi(a) = \mathbb{E}_{a \sim \pi}\big[r(a)\, \nabla_h \log\pi(a)\big].$$
+#
+# Derive it on paper, then write the right-hand side as an **exact** sum over the actions, using the score of
+# exercise 01 ($\nabla_h \log\pi(a) = e_a - \pi$). No sampling and no autograd: the checker compares your number with
+# autograd's gradient of $J$. Logits can be as large as 1000.
+
+# %%
+from lecturekit.checks import check_log_derivative_gradient
+
+
+def log_derivative_gradient(logits, rewards):
+    """Exact gradient of J(h) = sum_a softmax(h)[a] * r[a], written as sum_a pi(a) r(a) (e_a - pi).
+
+    logits: NumPy array (A,) (may be ints, may be as large as 1000); rewards: NumPy array (A,) (may be ints).
+    Returns a float NumPy array of shape (A,). Must not modify its inputs.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_log_derivative_gradient(log_derivative_gradient)
+
+# %% [markdown]
+# The point of the trick: the expectation can be **estimated from samples** of the policy, without knowing $r$ for
+# the actions not taken. Below, the average of $r(a)\,(e_a - \pi)$ over sampled actions approaches your exact value
+# as the number of samples grows (the error shrinks like $1/\sqrt{n}$).
+
+# %% tags=["uses-answer"]
+h, r = np.array([0.5, -0.2, 1.0, 0.0]), np.array([1.0, 3.0, -1.0, 0.5])
+exact = log_derivative_gradient(h, r)
+p = np.exp(h - h.max()) / np.exp(h - h.max()).sum()
+rng = np.random.default_rng(0)
+for n in [100, 10_000, 1_000_000]:
+    a = rng.choice(4, size=n, p=p)
+    estimate = (r[a][:, None] * (np.eye(4)[a] - p)).mean(0)
+    print(f"n = {n:>9,}: largest error of the sample estimate {np.abs(estimate - exact).max():.4f}")
+assert np.abs(estimate - exact).max() < 0.01
+
+# %% [markdown]
+# **Think about it.** The sample estimate above uses only the reward of the action that was drawn. Why can a
+# finite-difference estimate (exercise 01) not do the same with a single episode per perturbation of the policy?
+# (Hint: what does each method need to know about $J$ near $\theta$?)
+
+# %% [markdown]
+# ## 4. A derivation with a numerical answer: the baseline changes the variance, not the mean
+#
+# Lecture: "Variance Reduction By Baseline". One sample of the score-function estimator for a bandit with softmax
+# policy $\pi = \mathrm{softmax}(h)$ and rewards $r(a)$ is $\hat g(a) = (r(a) - b)\,(e_a - \pi)$ with
+# $a \sim \pi$. Derive on paper that
+#
+# $$\mathbb E_{a\sim\pi}\big[b\,(e_a - \pi)\big] = b \sum_a \pi(a)(e_a - \pi) = b\,(\pi - \pi) = 0,$$
+#
+# so the mean of $\hat g$ is the exact gradient $\nabla_h J$ for every $b$, while its total variance
+# $\operatorname{Var}[\hat g] = \mathbb E\|\hat g\|^2 - \|\mathbb E \hat g\|^2$ does depend on $b$. Then compute both
+# **exactly**, as sums over the actions (no sampling).
+
+# %%
+from lecturekit.checks import check_score_estimator_moments
+
+
+def score_estimator_moments(logits, rewards, baseline):
+    """Exact mean and total variance of g(a) = (r(a) - baseline) * (e_a - pi), a ~ pi = softmax(logits).
+
+    logits, rewards: NumPy arrays (A,); baseline: a float.
+    Returns (mean, variance): mean a float NumPy array (A,) = sum_a pi(a) g(a); variance a float
+    = sum_a pi(a) |g(a)|^2 - |mean|^2 (the sum of the variances of the A entries).
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_score_estimator_moments(score_estimator_moments)
+
+# %% [markdown]
+# The variance is a quadratic in $b$. Setting its derivative to zero gives the variance-minimising constant baseline
+# $b^\star = \mathbb E[\|\nabla\log\pi\|^2 r] \,/\, \mathbb E[\|\nabla\log\pi\|^2]$, a *weighted* mean of the rewards,
+# close to but not equal to $\mathbb E[r]$. Your function, swept over $b$:
+
+# %% tags=["uses-answer"]
+h, r = np.array([0.3, -0.4, 1.0]), np.array([5.0, 6.0, 4.0])
+bs = np.linspace(0, 10, 201)
+means, variances = zip(*(score_estimator_moments(h, r, b) for b in bs))
+p = np.exp(h) / np.exp(h).sum()
+sq_score = ((np.eye(3) - p) ** 2).sum(1)  # |grad log pi(a)|^2
+b_star = (p * sq_score * r).sum() / (p * sq_score).sum()
+plt.figure(figsize=(6, 3))
+plt.plot(bs, variances)
+plt.axvline(b_star, color="C2", ls="--", label=f"$b^*$ = {b_star:.3f}")
+plt.axvline(p @ r, color="C3", ls=":", label=f"mean reward = {p @ r:.3f}")
+plt.xlabel("baseline b"), plt.ylabel("total variance"), plt.legend(), plt.show()
+assert np.allclose(means, means[0])                    # the mean does not move with b
+assert abs(bs[np.argmin(variances)] - b_star) < 0.05   # the minimum is at b*
+assert variances[0] > 10 * min(variances)              # and b = 0 is far worse here
+
+# %% [markdown]
+# ## 5. Measure it: the variance of REINFORCE on the small MDP, with and without a baseline
+#
+# Now the same question on an MDP with states, where the lecture's estimator is
+#
+# $$\hat g = \sum_t \gamma^t \big(G_t - b(s_t)\big)\,\nabla_\theta \log\pi_\theta(a_t \mid s_t),
+#   \qquad G_t = \sum_{k \ge t} \gamma^{k-t} r_k,$$
+#
+# one sample per episode. The policy is a tabular softmax, $\pi(\cdot|s) = \mathrm{softmax}(\theta[s])$, so
+# $\nabla_\theta \log\pi(a|s)$ is $e_a - \pi(\cdot|s)$ in row $s$ of an $(S, A)$ array and zero elsewhere. Write the
+# per-episode samples; the cell after the check measures their mean and variance for three baselines against the
+# exact gradient of `lecturekit.tabular` (which knows the model; your function sees only the episodes).
+
+# %%
+from lecturekit.checks import check_score_gradient_samples
+from lecturekit.returns import discounted_returns
+
+
+def score_gradient_samples(theta, episodes, gamma, baseline):
+    """One REINFORCE gradient sample per episode, g_i = sum_t gamma^t (G_t - b(s_t)) grad log pi(a_t|s_t).
+
+    theta:    NumPy array (S, A), the logits of the tabular softmax policy.
+    episodes: list of n tuples (states (T,), actions (T,), rewards (T,)), T varying from episode to episode.
+    gamma:    discount factor.  baseline: a float (the same b for every state) or a NumPy array (S,) with b[s].
+    Returns a float NumPy array (n, S, A). Must not modify its inputs.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_score_gradient_samples(score_gradient_samples)
+
+# %% [markdown]
+# The measurement. To make the effect large we add a reward of +1 to every step of the course's small MDP (the
+# optimal policy does not change much, but every return becomes large and positive, the case where a baseline
+# matters most). For each baseline: the variance of one episode's sample (summed over the 15 entries), and the
+# largest distance of the mean from the exact gradient in standard errors (about 1 to 3 if unbiased).
+
+# %% tags=["uses-answer"]
+from lecturekit.tabular.mdp import TabularMDP, small_mdp
+
+base = small_mdp()
+mdp = TabularMDP(P=base.P, R=base.R + 1.0 * ~base.terminal[:, None], gamma=base.gamma, mu0=base.mu0,
+                 terminal=base.terminal)
+theta = np.random.default_rng(1).normal(size=(mdp.n_states, mdp.n_actions))
+episodes = mdp.sample_episodes(theta, 4000, np.random.default_rng(0))
+exact = mdp.exact_gradient(theta).numpy()
+mean_G = np.mean(np.concatenate([discounted_returns(r, mdp.gamma) for _, _, r in episodes]))
+measured = {}
+for name, b in [("none", 0.0), ("mean return", mean_G), ("exact V(s)", mdp.value(theta).numpy())]:
+    g = score_gradient_samples(theta, episodes, mdp.gamma, b)
+    se = g.std(0, ddof=1) / np.sqrt(len(g))
+    live = se > 0
+    measured[name] = (g.var(0, ddof=1).sum(), np.max(np.abs(g.mean(0) - exact)[live] / se[live]))
+    print(f"baseline {name:12s}: variance {measured[name][0]:8.3f}   max |mean - exact| / s.e. {measured[name][1]:.2f}")
+assert all(z < 4.5 for _, z in measured.values())                    # unbiased with every baseline
+assert measured["exact V(s)"][0] < 0.4 * measured["none"][0]          # and about 3x less variance with one
+assert measured["mean return"][0] < 0.5 * measured["none"][0]
+
+# %% [markdown]
+# **Think about it.** The variance with $b = V(s)$ is about three times smaller here, yet the number of episodes
+# needed for a given accuracy of the *mean* is what matters for learning. By how much does the baseline cut that
+# number?

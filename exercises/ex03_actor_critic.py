@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 03 · Actor-critic: bootstrapped returns and the A2C loss
 #
+# *Time: about 30 minutes (two functions and a training run) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 2 of 5.*
+#
 # Lecture: "Actor-Critic Architectures" and "Advantage Actor-Critic (A2C)"; notebook
 # [09 Actor-critic](../notebooks/09_actor_critic.ipynb).
 #
@@ -66,7 +69,6 @@ check_bootstrapped_returns(bootstrapped_returns)
 print(bootstrapped_returns(np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]),
                            np.array([[False, False], [True, False], [False, False]]),
                            last_value=np.array([10.0, 10.0]), gamma=0.5))
-
 
 # %% [markdown]
 # ## 2. The A2C loss

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 04 · TRPO: the KL between softmax policies, conjugate gradient, the line search
 #
+# *Time: about 55 minutes (five functions) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 3 of 5.*
+#
 # Lecture part 4, "Policy Optimization with Trust Region Constraints". Three functions, each followed by a check
 # cell. A check either prints what passed or names the smallest input on which your answer is wrong, with the
 # expected value, what came back, and a hint. At the end, your three functions make one TRPO update of a policy
@@ -51,7 +54,6 @@ confident, uniform = torch.tensor([5.0, 0.0, 0.0]), torch.zeros(3)
 print(f"KL(confident || uniform) = {kl_categorical(confident, uniform).item():.3f}")
 print(f"KL(uniform || confident) = {kl_categorical(uniform, confident).item():.3f}")
 
-
 # %% [markdown]
 # ## 2. Conjugate gradient
 #
@@ -94,7 +96,6 @@ b5 = torch.randn(200, dtype=torch.float64)
 for k in [3, 4, 5, 6]:
     x5 = conjugate_gradient(lambda v: A5 @ v, b5, iters=k, tol=0.0)
     print(f"{k} iterations: residual norm {(b5 - A5 @ x5).norm().item():.2e}")
-
 
 # %% [markdown]
 # ## 3. The TRPO line search
@@ -167,3 +168,104 @@ theta_new = trpo_line_search(theta_k, full_step, lambda t: surrogate(t).item(), 
 gain, kl_new = (surrogate(theta_new) - surrogate(theta_k)).item(), mean_kl(theta_new).item()
 print(f"surrogate gain {gain:+.4f}, mean KL of the step {kl_new:.4f} (delta = {delta})")
 assert gain > 0 and kl_new <= delta
+
+# %% [markdown]
+# ## 5. The natural gradient on the small MDP, exactly
+#
+# Lecture: "Natural Policy Gradient". On the course's tabular MDP (notebook 03) everything is exact: $J(\theta)$, its
+# gradient, and the discounted state visitation $d(s)$. For the tabular softmax policy $\pi(\cdot|s) =
+# \mathrm{softmax}(\theta[s])$ the score of $(s, a)$ is $e_a - \pi_s$ in row $s$ and zero elsewhere, so the Fisher
+# matrix $F = \sum_s d(s)\, \mathbb E_{a\sim\pi_s}[\nabla\log\pi\,\nabla\log\pi^\top]$ over the flattened
+# $(S \cdot A)$ logits (index $s \cdot A + a$) is block-diagonal:
+#
+# $$F = \operatorname{blockdiag}_s\; d(s)\,\big(\operatorname{diag}(\pi_s) - \pi_s \pi_s^\top\big).$$
+#
+# Write it, then the natural step: the direction $x = F^{+} g$ that solves $F x = g$ (use the pseudo-inverse
+# `torch.linalg.pinv` or `torch.linalg.lstsq`: $F$ is singular, since adding a constant to one state's logits does
+# not change the policy), scaled so that the quadratic model of the KL, $\tfrac12 \delta^\top F \delta$, equals
+# `max_kl`:
+#
+# $$\delta = \sqrt{\frac{2\,\text{max\_kl}}{x^\top F x}}\; x .$$
+
+# %%
+from lecturekit.checks import check_natural_gradient_step, check_tabular_fisher
+
+
+def tabular_fisher(pi, d):
+    """Fisher matrix of a tabular softmax policy over the flattened (S * A) logits.
+
+    pi: torch tensor (S, A), pi[s] = softmax(theta[s]); d: torch tensor (S,), the discounted state visitation.
+    Returns a tensor (S * A, S * A): block s is d[s] * (diag(pi[s]) - outer(pi[s], pi[s])), zero between states.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_tabular_fisher(tabular_fisher)
+
+
+# %%
+def natural_gradient_step(grad, F, max_kl):
+    """The natural-gradient step of quadratic KL max_kl.
+
+    grad: 1-D tensor (n,), the gradient g of J; F: tensor (n, n), symmetric positive semi-definite (maybe singular).
+    Returns step = sqrt(2 max_kl / (x^T F x)) x with x = F^+ g (pseudo-inverse or least squares). Must not modify
+    its inputs.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_natural_gradient_step(natural_gradient_step)
+
+# %% [markdown]
+# ### Natural against vanilla, at the same KL
+#
+# From a bad start (a logit of 6 on the worst action of every state), compare the natural step with the vanilla
+# step $\delta_v = \sqrt{2\,\text{max\_kl} / g^\top F g}\; g$, which has the same quadratic KL. The natural step
+# maximises the first-order gain $g^\top \delta$ under that constraint, so it gains at least as much per step. Then
+# both are iterated with steps of KL 0.05 until $J \ge 0.99\, J^*$.
+
+# %% tags=["uses-answer"]
+import matplotlib.pyplot as plt
+
+from lecturekit.tabular.mdp import small_mdp
+
+mdp = small_mdp()
+S, A = mdp.n_states, mdp.n_actions
+P_model, R_model, _ = mdp._model()
+q_star = R_model + mdp.gamma * torch.einsum("sat,t->sa", P_model, torch.as_tensor(mdp.optimal_values()))
+theta0 = torch.zeros(S, A, dtype=torch.float64)
+theta0[torch.arange(S), q_star.argmin(1)] = 6.0
+
+
+def step(theta, kind, max_kl):
+    g = mdp.exact_gradient(theta).reshape(-1)
+    F = tabular_fisher(mdp.policy(theta), mdp.discounted_state_visitation(theta))
+    if kind == "natural":
+        return natural_gradient_step(g, F, max_kl).reshape(S, A)
+    return (torch.sqrt(2 * max_kl / (g @ F @ g)) * g).reshape(S, A)
+
+
+gains = {k: (mdp.J(theta0 + step(theta0, k, 0.01)) - mdp.J(theta0)).item() for k in ("vanilla", "natural")}
+print(f"one step of KL 0.01 from the bad start: J gains {gains['vanilla']:.4f} (vanilla), {gains['natural']:.4f} "
+      "(natural)")
+J_star, curves = mdp.optimal_J(), {}
+for kind in ("vanilla", "natural"):
+    theta, curves[kind] = theta0.clone(), []
+    while mdp.J(theta) < 0.99 * J_star and len(curves[kind]) < 100:
+        curves[kind].append(mdp.J(theta).item())
+        theta = theta + step(theta, kind, 0.05)
+    print(f"{kind}: {len(curves[kind])} steps of KL 0.05 to reach 0.99 J*")
+plt.figure(figsize=(6, 3))
+for kind, c in curves.items():
+    plt.plot(c, label=kind)
+plt.axhline(J_star, color="k", ls="--", lw=1, label="$J^*$")
+plt.xlabel("step (each of quadratic KL 0.05)"), plt.ylabel("J"), plt.legend(), plt.show()
+assert gains["natural"] > gains["vanilla"] > 0
+assert len(curves["natural"]) < len(curves["vanilla"])
+
+# %% [markdown]
+# **Think about it.** The natural step wins, but only by about a third in steps. In notebook 10 the vanilla gradient
+# with a *fixed step size* needed hundreds of times more iterations than the natural one from such starts. Where did
+# most of that difference go?

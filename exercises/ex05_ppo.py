@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 05 · PPO: GAE, the clipped surrogate, and its six cases
 #
+# *Time: about 50 minutes (four functions) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 3 of 5.*
+#
 # Lecture part 5, "Proximal Policy Optimization (PPO)". Three functions, each followed by a check cell. A check
 # either prints what passed or names the smallest input on which your answer is wrong, with the expected value,
 # what came back, and a hint.
@@ -105,3 +108,60 @@ eps = 0.2
 for label, ratio in [("inside", 1.0), ("below 1 - eps", 0.6), ("above 1 + eps", 1.4)]:
     for adv in (1.0, -1.0):
         print(f"r {label:14s} A {adv:+.0f}:", clipping_case(ratio, adv, eps))
+
+# %% [markdown]
+# ## 4. A derivation with a numerical answer: GAE's telescoping sum
+#
+# Lecture: "Generalized Advantage Estimation". For one trajectory without episode ends, write
+# $\delta_t = r_t + \gamma V_{t+1} - V_t$ ($V_T$ = `last_value`). Show on paper that the sum of the first $m$
+# discounted TD errors **telescopes**: every $V_{t+l}$ in between appears once with $+$ and once with $-$, leaving
+#
+# $$A^{(n)}_t = \sum_{l=0}^{m-1} \gamma^l \delta_{t+l} = \sum_{l=0}^{m-1} \gamma^l r_{t+l} + \gamma^m V_{t+m} - V_t,
+# \qquad m = \min(n, T - t),$$
+#
+# the $n$-step advantage (cut at the end of the rollout). Write it from the **right-hand side** (rewards, one
+# bootstrap value, minus $V_t$; no TD errors): the checker compares it with the sum of TD errors.
+
+# %%
+from lecturekit.checks import check_n_step_advantage
+
+
+def n_step_advantage(rewards, values, last_value, gamma, n):
+    """n-step advantages of one trajectory without episode ends.
+
+    rewards, values: NumPy arrays (T,); last_value: float, V of the observation after the last step; n >= 1.
+    Returns a float NumPy array (T,): A_t = sum_{l < m} gamma^l r_{t+l} + gamma^m V_{t+m} - V_t with
+    m = min(n, T - t) and V_T = last_value.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_n_step_advantage(n_step_advantage)
+
+# %% [markdown]
+# GAE is an exponentially weighted average of these $n$-step advantages: since
+# $A^{(n)}_t = \sum_{l<n}\gamma^l\delta_{t+l}$, the weights $(1-\lambda)\lambda^{n-1}$ add up, term by term, to
+# $(\gamma\lambda)^l$ on $\delta_{t+l}$, which is the GAE sum. In a rollout of finite length the last available
+# $n$-step advantage takes all the remaining weight. Your function against the library's recursive GAE:
+
+# %% tags=["uses-answer"]
+rng = np.random.default_rng(0)
+T, gamma, lam = 12, 0.95, 0.8
+rewards, values, last_value = rng.normal(size=T), rng.normal(size=T), 0.7
+A_n = np.stack([n_step_advantage(rewards, values, last_value, gamma, n) for n in range(1, T + 1)])  # (n, t)
+mixture = np.zeros(T)
+for t in range(T):
+    m = T - t  # n-step advantages with n >= m are all the same, A^(m)
+    w = (1 - lam) * lam ** np.arange(m - 1)
+    mixture[t] = w @ A_n[: m - 1, t] + lam ** (m - 1) * A_n[m - 1, t]
+from lecturekit.returns import gae as library_gae
+
+from_gae = library_gae(rewards[:, None], values[:, None], np.zeros((T, 1)), np.array([last_value]), gamma, lam)[:, 0]
+print("largest difference:", np.abs(mixture - from_gae).max())
+assert np.allclose(mixture, from_gae)
+
+# %% [markdown]
+# **Think about it.** The weights $(1-\lambda)\lambda^{n-1}$ decay geometrically. With $\lambda = 0.95$, what is the
+# "typical" $n$ (the mean of that distribution), and how does it compare with the horizon $1/(1-\gamma)$ for
+# $\gamma = 0.99$?

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 06 · The TD3 target and Polyak averaging
 #
+# *Time: about 35 minutes (three functions) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 3 of 5.*
+#
 # Lecture part 6: "Deep Deterministic Policy Gradient (DDPG)" and "TD3: Twin Delayed Deep Deterministic Policy
 # Gradient". Notebook [12 DDPG and TD3](../notebooks/12_ddpg_td3.ipynb) tells the story; here you write two small
 # pieces that every update of DDPG, TD3 and SAC relies on.
@@ -145,3 +148,70 @@ plt.legend(fontsize=8)
 plt.show()
 assert np.allclose(gaps, start * 0.995 ** ks, rtol=1e-3)
 assert abs(gaps[137] / start - 0.5) < 0.01  # half the gap is gone after about 138 updates
+
+# %% [markdown]
+# ## 3. The deterministic policy gradient: the actor's loss
+#
+# Lecture: "Deterministic Policy Gradient" and "DDPG: Actor". A deterministic actor $\mu_\theta(s)$ is improved by
+# climbing the critic: maximise $\mathbb E_s[Q(s, \mu_\theta(s))]$ over the replayed states. By the chain rule its
+# gradient is the deterministic policy gradient
+#
+# $$\nabla_\theta J = \mathbb E_s\big[\nabla_a Q(s, a)\big|_{a = \mu_\theta(s)}\, \nabla_\theta \mu_\theta(s)\big],$$
+#
+# which autograd computes for us if the loss is $L(\theta) = -\frac1B \sum_b Q(s_b, \mu_\theta(s_b))$ and the action
+# **stays connected** to the actor: no `.detach()`, no `torch.no_grad()`, and not the action stored in the replay
+# batch (that one does not depend on $\theta$ at all). In TD3, `q` is the first critic, $Q_1$.
+
+# %%
+from lecturekit.checks import check_dpg_actor_loss
+
+
+def dpg_actor_loss(q, actor, obs):
+    """L = -mean_b Q(s_b, mu(s_b)): its gradient in the actor's weights is minus the deterministic policy gradient.
+
+    q: a function or module, q(obs, act) -> (B,) critic values.  actor: a module, actor(obs) -> (B, act_dim).
+    obs: tensor (B, obs_dim) of replayed states.  Returns a scalar tensor.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_dpg_actor_loss(dpg_actor_loss)
+
+# %% [markdown]
+# ### Your loss climbs a known critic
+#
+# A critic whose value we know exactly: $Q(s, a) = -(a - \sin 3s)^2$, best at $a^\star(s) = \sin 3s$ (1-D states
+# and actions). An actor trained on your loss alone, with this fixed critic, must learn $\mu(s) \approx \sin 3s$.
+
+# %% tags=["uses-answer"]
+torch.manual_seed(0)
+actor = nn.Sequential(nn.Linear(1, 64), nn.Tanh(), nn.Linear(64, 1))
+opt = torch.optim.Adam(actor.parameters(), lr=2e-2)
+gen = torch.Generator().manual_seed(0)
+
+
+def known_q(obs, act):
+    return -((act - torch.sin(3 * obs)) ** 2).squeeze(-1)
+
+
+for _ in range(800):
+    states = 2 * torch.rand(128, 1, generator=gen) - 1
+    loss = dpg_actor_loss(known_q, actor, states)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+grid = torch.linspace(-1, 1, 101)[:, None]
+with torch.no_grad():
+    err = (actor(grid) - torch.sin(3 * grid)).abs().max().item()
+    plt.figure(figsize=(6, 3))
+    plt.plot(grid, torch.sin(3 * grid), "k--", label=r"best action $\sin 3s$")
+    plt.plot(grid, actor(grid), label="your actor")
+    plt.xlabel("state s"), plt.ylabel("action"), plt.legend(), plt.show()
+print(f"largest distance to the best action: {err:.3f}")
+assert err < 0.1
+
+# %% [markdown]
+# **Think about it.** In the training loop above the critic was exact. In DDPG it is learned, and the actor
+# follows $\nabla_a Q$ wherever it points. What happens to the actor where the critic has a spurious narrow peak in
+# $a$, and which of TD3's three fixes is aimed at exactly that?

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # Exercise 07 · The pieces of Soft Actor-Critic
 #
+# *Time: about 55 minutes (six functions) for a student who followed the lecture (an estimate, see
+# the course map). Difficulty 4 of 5.*
+#
 # Lecture part 7: "SAC: Critic Loss", "SAC: Policy Loss (Actor)", "SAC: Entropy Temperature Loss", and the
 # squashed Gaussian of notebook 15. You write the four functions that make SAC different from TD3; the course's
 # `lecturekit.algos.sac` uses the same signatures. Every function takes and returns torch tensors, and each check
@@ -135,3 +138,117 @@ for target in (-1.0, 0.0):
 # %% [markdown]
 # **Think about it.** In `sac_actor_loss`, what would happen over many updates if the gradient *did* flow into
 # $\alpha$? (Hint: minimising $\alpha\log\pi$ over $\alpha$ when $\log\pi < 0$ on average.)
+
+# %% [markdown]
+# ## 5. A derivation with a numerical answer: the tanh change of variables
+#
+# Lecture: "Squashed Gaussian" (notebook 15). If $u \sim \mathcal N(\mu, \sigma^2)$ in one dimension and
+# $a = \tanh(u)$, then for $a \in (-1, 1)$, with $u = \operatorname{atanh}(a)$ and
+# $\frac{da}{du} = 1 - \tanh(u)^2 = 1 - a^2$,
+#
+# $$p_A(a) = p_U\big(\operatorname{atanh}(a)\big) \left|\frac{du}{da}\right|
+#          = \frac{\mathcal N(\operatorname{atanh}(a);\, \mu, \sigma^2)}{1 - a^2}.$$
+#
+# Derive it from $P(A \le a) = P(U \le \operatorname{atanh} a)$, then write the density (not its logarithm). Here
+# $a$ is given, so invert the tanh with `np.arctanh`; SAC never does that, for the reason in section 1.
+
+# %%
+import numpy as np
+
+from lecturekit.checks import check_tanh_density
+
+
+def tanh_density(a, mu, sigma):
+    """Density of a = tanh(u), u ~ N(mu, sigma^2), at the points a.
+
+    a: NumPy array (K,) of points in (-1, 1); mu, sigma: floats (sigma > 0).
+    Returns a float NumPy array (K,).
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_tanh_density(tanh_density)
+
+# %% [markdown]
+# Your density against a histogram of squashed samples, and its integral over $(-1, 1)$: with $\sigma = 1.5$ most
+# of the mass piles up near $\pm 1$, and the density there exceeds the Gaussian's peak although $|a| < 1$.
+
+# %% tags=["uses-answer"]
+import matplotlib.pyplot as plt
+
+mu, sigma = 0.3, 1.5
+samples = np.tanh(mu + sigma * np.random.default_rng(0).standard_normal(200_000))
+grid = np.linspace(-0.999, 0.999, 2001)
+density = tanh_density(grid, mu, sigma)
+hist, edges = np.histogram(samples, bins=50, range=(-1, 1), density=True)
+plt.figure(figsize=(6, 3))
+plt.stairs(hist, edges, label="histogram of tanh(u)")
+plt.plot(grid, density, label="your density")
+plt.ylim(0, 3), plt.xlabel("a"), plt.legend(), plt.show()
+print(f"integral over (-0.999, 0.999): {np.trapezoid(density, grid):.4f}")
+centres = (edges[:-1] + edges[1:]) / 2
+inner = np.abs(centres) < 0.9
+assert np.allclose(hist[inner], tanh_density(centres[inner], mu, sigma), rtol=0.1)
+assert abs(np.trapezoid(density, grid) - np.mean(np.abs(samples) < 0.999)) < 0.01
+
+# %% [markdown]
+# ## 6. The reparameterised sample and its log-probability
+#
+# Lecture: "Reparameterization Trick" and "SAC: Policy Loss". SAC's actor needs an action whose value is a
+# **differentiable function of the policy's parameters**: draw the noise first, $\epsilon \sim \mathcal N(0, I)$,
+# then
+#
+# $$u = \mu + e^{\log\sigma} \odot \epsilon, \qquad a = \tanh(u), \qquad
+# \log\pi(a) = \log\mathcal N(u; \mu, \sigma^2) - \sum_d \log\big(1 - \tanh(u_d)^2\big).$$
+#
+# The noise is an input here (the SAC update of the course hands it in), so the result is reproducible. Gradients
+# must reach `mu` and `log_std` through both `a` and `logp`: `torch.distributions.Normal(...).sample()`, or any
+# `.detach()`, would cut them. Compute $\log\pi$ from $u$ (section 1's stable formula), never from
+# $\operatorname{atanh}(a)$.
+
+# %%
+from lecturekit.checks import check_reparameterized_sample
+
+
+def reparameterized_sample(mu, log_std, eps):
+    """Reparameterised tanh-Gaussian action and its log-probability.
+
+    mu, log_std, eps: tensors of shape (..., D) (eps: standard normal noise).
+    Returns (a, logp): a = tanh(mu + exp(log_std) * eps) of shape (..., D) and logp of shape (...), both
+    differentiable in mu and log_std; logp finite for |u| up to 20.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_reparameterized_sample(reparameterized_sample)
+
+# %% [markdown]
+# ### The pathwise gradient at work
+#
+# Maximise $\mathbb E[-(a - 0.5)^2] + \alpha\,\mathcal H$ over $(\mu, \log\sigma)$ of a one-dimensional squashed
+# Gaussian, with the entropy estimated as $-\log\pi$ of the same samples (SAC's actor loss without a critic). The
+# gradient flows through your sample: the mean action should settle near 0.5, and $\sigma$ should stay away from 0
+# because of the entropy term.
+
+# %% tags=["uses-answer"]
+gen = torch.Generator().manual_seed(0)
+mu, log_std = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+opt = torch.optim.Adam([mu, log_std], lr=0.05)
+for _ in range(400):
+    a, logp = reparameterized_sample(mu.expand(256, 1), log_std.expand(256, 1), torch.randn(256, 1, generator=gen))
+    loss = ((a.squeeze(-1) - 0.5) ** 2 + 0.01 * logp).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+with torch.no_grad():
+    eps = torch.randn(10_000, 1, generator=gen)
+    a, _ = reparameterized_sample(mu.expand(10_000, 1), log_std.expand(10_000, 1), eps)
+print(f"mean action {a.mean().item():.3f}, sigma {log_std.exp().item():.3f}")
+assert abs(a.mean().item() - 0.5) < 0.05 and 0.02 < log_std.exp().item() < 1.0
+
+# %% [markdown]
+# **Think about it.** Replace the reparameterised sample by a score-function estimate (sample $a$ without
+# gradient and weight $\nabla\log\pi(a)$ by the objective). Both are unbiased. Which one would you expect to need
+# more samples here, and why does SAC's actor use the pathwise one?
