@@ -74,7 +74,8 @@ print("score of action 0:", softmax_score(h, 0).round(4), "(sums to 0: probabili
 # right as a function of the pole's angle and angular velocity (cart at rest in the middle).
 
 # %%
-h_cart = live.watch(lambda cb: reinforce.train("CartPole-v1", reinforce.Config(), Run(steps=100_000, seed=0, target=475, eval_every=4000, callback=cb)),
+h_cart = live.watch(lambda cb: reinforce.train("CartPole-v1", reinforce.Config(),
+                                               Run(steps=100_000, seed=0, target=475, eval_every=4000, callback=cb)),
                     total_steps=100_000, target=475, title="REINFORCE, softmax policy on CartPole")
 print(h_cart.summary())
 assert h_cart.solved
@@ -162,7 +163,7 @@ assert np.allclose(to_env(u).ravel(), [price_space.low[0], (price_space.low[0] +
 #   \sigma^\star_{\text{shared}} = \sqrt{\frac{\alpha}{2\,\mathbb E_s[w(s)]}} \quad\text{(one for all states)}.$$
 #
 # A state-dependent head can represent the first; a single $\sigma$ can only compromise.
-
+#
 # The environment is `lecturekit/PrecisionBandit-v0` (`lecturekit.envs.bandit`).
 
 # %%
