@@ -315,8 +315,7 @@ def _a2c_trial(cfg, seed: int):
     from lecturekit.nets import ActorCritic
 
     def make():
-        torch.manual_seed(seed)
-        model = ActorCritic(*cartpole_spaces(), hidden=(32, 32))
+        model = ActorCritic(*cartpole_spaces(), hidden=(32, 32), generator=torch.Generator().manual_seed(seed))
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         warm_up([opt], seed)
         ro = synthetic_rollout(model, cfg.n_steps, cfg.n_envs, seed)

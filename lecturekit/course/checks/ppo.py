@@ -269,15 +269,11 @@ PPO_UPDATE_KEYS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fr
 PPO_BUDGET, PPO_SEEDS = 50_000, (0, 1)  # layer 3: CartPole-v1 475 within this many env steps on one of these seeds
 
 
-def _gae_lambda(cfg) -> float:
-    return cfg.gae_lambda if hasattr(cfg, "gae_lambda") else cfg.lam
-
-
 def _ppo_variant(model, opt, ro, cfg, gen, bug: str | None = None) -> dict:
     """The PPO update written out step by step (independently of `lecturekit.algos.ppo`), with one bug if asked."""
     import math
 
-    adv_tn, ret_tn = ro.advantages(cfg.gamma, _gae_lambda(cfg))
+    adv_tn, ret_tn = ro.advantages(cfg.gamma, cfg.gae_lambda)
     if bug == "ret_is_adv":
         ret_tn = adv_tn
     m = torch.ones(ro.valid.shape, dtype=torch.bool) if bug == "no_mask" else torch.as_tensor(ro.valid)
@@ -390,8 +386,7 @@ def _ppo_trial(cfg, seed: int):
     from lecturekit.nets import ActorCritic
 
     def make():
-        torch.manual_seed(seed)
-        model = ActorCritic(*cartpole_spaces(), hidden=(32, 32))
+        model = ActorCritic(*cartpole_spaces(), hidden=(32, 32), generator=torch.Generator().manual_seed(seed))
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         warm_up([opt], seed)
         ro = synthetic_rollout(model, cfg.n_steps, cfg.n_envs, seed, logp_noise=0.3)
