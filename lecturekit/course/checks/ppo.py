@@ -431,7 +431,7 @@ def check_ppo_update(fn, train: bool = True) -> None:
     summary = f"{len(trials)} one-update checks, {len(mistakes)} known mistakes ruled out"
     if train:
         hist, seed, secs = check_training(
-            c, lambda s: train_with(ppo, "CartPole-v1", ppo.Config(), Run(steps=PPO_BUDGET, seed=s, target=475.0), fn),
+            c, lambda s: train_with(ppo, "CartPole-v1", ppo.Config(), Run(steps=PPO_BUDGET, seed=s, target=475.0, eval_every=2048), fn),
             seeds=PPO_SEEDS, budget=PPO_BUDGET, target=475.0, task="CartPole-v1")
         summary += f"; trained CartPole-v1 to {hist.final_return:.0f} in {hist.solved_at_steps:,} steps ({secs:.1f} s, seed {seed})"
     c.passed(summary)
