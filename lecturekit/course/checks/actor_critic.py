@@ -200,6 +200,8 @@ def _a2c_returns(ro, gamma: float, bug: str | None) -> np.ndarray:
     for t in reversed(range(r.shape[0])):
         if bug == "ignore_ends":
             R[t] = r[t] + gamma * nxt
+        elif bug == "autoreset_as_step":
+            R[t] = r[t] + gamma * (1.0 - term[t]) * nxt
         else:
             d = term[t] | trunc[t] if bug == "trunc_as_term" else term[t - 1] if bug == "shifted_done" and t else \
                 np.zeros_like(term[t]) if bug == "shifted_done" else term[t]
@@ -260,6 +262,10 @@ A2C_MISTAKES = {
     "ignore_ends": "the returns flow across episode ends: an episode that terminates at step t must not receive "
                    "anything from step t + 1 (R_t = r_t + gamma (1 - terminated_t) R_{t+1}), and an autoreset step "
                    "starts over from V(final observation).",
+    "autoreset_as_step": "an autoreset step (valid == False) was treated as an ordinary step with reward 0, so the "
+                         "next episode's return flowed into the one before it: on that step the return restarts "
+                         "from V(final observation), the value stored there (a truncated step then bootstraps from "
+                         "it).",
     "shifted_done": "off by one: the return of step t must be cut by terminated[t] (this step ended the episode), "
                     "not terminated[t - 1].",
     "no_bootstrap": "the last return must bootstrap from the critic: R_T = last_value (V of the observation after "
