@@ -184,8 +184,12 @@ def _collect_variant(envs, policy, bufs, t_max, bug: str | None = None):
         rows["obs"].append(np.asarray(next_obs if bug == "next_obs" else obs, dtype=np.float32))
         rows["actions"].append(u)
         rows["rewards"].append(r.astype(np.float32) if bug == "rewards_after_end" else np.where(alive, r, 0.0))
-        rows["ends"].append(done)
-        if bug == "valid_after_update":
+        rows["ends"].append(done | bufs["ends"][t] if bug == "no_clear" else done)
+        if bug == "no_clear":  # only the running copies' entries written: the others keep the previous batch's
+            rows["rewards"][-1] = np.where(alive, r, bufs["rewards"][t])
+            rows["valid"].append(alive | bufs["valid"][t])
+            alive = alive & ~done
+        elif bug == "valid_after_update":
             alive = alive & ~done
             rows["valid"].append(alive.copy())
         else:
@@ -213,6 +217,8 @@ COLLECT_MISTAKES = {
     "stop_at_first": "keep stepping until *every* copy has finished its episode (while alive.any()), not until the "
                      "first one finishes.",
     "next_obs": "store the observation the action was chosen from (obs before the step), not the one after it.",
+    "no_clear": "the buffers still hold the previous batch: write every entry of row t (0 / False for the copies "
+                "whose episode has ended), not only those of the running copies.",
     "untrimmed": "return only the T steps you ran (bufs[...][:t]), not all t_max rows of the buffers.",
 }
 
@@ -286,13 +292,25 @@ def check_collect_episodes(fn) -> None:
 
 
 def _first_field_difference(got: dict, ref: dict):
+    """(field, description) of the first difference: values on the rows both have (field by field, earliest row
+    first, so that a different action is named before the episodes it changed), then the number of rows."""
     for k in COLLECT_FIELDS:
-        g, r = got[k], ref[k]
-        if g.shape != r.shape:
-            return k, f"shape {g.shape}, expected {r.shape} (T = the length of the longest episode)"
-        if not np.array_equal(g.astype(np.float64), r.astype(np.float64)):
-            idx = tuple(int(i) for i in np.argwhere(g.astype(np.float64) != r.astype(np.float64))[0])
-            return k, f"first difference at index {idx}: expected {r[idx]}, got {g[idx]}"
+        if got[k].shape[1:] != ref[k].shape[1:]:
+            return k, f"shape {got[k].shape}, expected {ref[k].shape}"
+    T = min(len(got["obs"]), len(ref["obs"]))
+    first = None
+    for k in COLLECT_FIELDS:
+        g, r = got[k][:T].astype(np.float64), ref[k][:T].astype(np.float64)
+        if not np.array_equal(g, r):
+            idx = tuple(int(i) for i in np.argwhere(g != r)[0])
+            if first is None or idx[0] < first[0][0]:
+                first = (idx, k)
+    if first is not None:
+        idx, k = first
+        return k, f"first difference at index {idx}: expected {ref[k][idx]}, got {got[k][idx]}"
+    for k in COLLECT_FIELDS:
+        if got[k].shape != ref[k].shape:
+            return k, f"shape {got[k].shape}, expected {ref[k].shape} (T = the length of the longest episode)"
     return None
 
 
