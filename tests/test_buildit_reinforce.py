@@ -103,7 +103,8 @@ def update_impl(model, opt, vf_opt, batch, cfg, *, bug=None, returns="per_episod
             if bug == "shift":
                 G[:n_i, i] = np.append(G[1:n_i, i], 0.0)
     else:
-        G = np.cumsum((batch.rewards * cfg.gamma ** np.arange(T)[:, None])[::-1], 0)[::-1] / cfg.gamma ** np.arange(T)[:, None]
+        disc = cfg.gamma ** np.arange(T)[:, None]
+        G = np.cumsum((batch.rewards * disc)[::-1], 0)[::-1] / disc
     m = torch.as_tensor(batch.valid if bug != "pad" else np.ones_like(batch.valid))
     obs, act = torch.as_tensor(batch.obs)[m], torch.as_tensor(batch.actions)[m]
     ret = torch.as_tensor(G, dtype=torch.float32)[m]
@@ -132,11 +133,6 @@ def update_impl(model, opt, vf_opt, batch, cfg, *, bug=None, returns="per_episod
             vf_opt.step()
         out["value_loss"] = vl.item()
     return out
-
-
-def update_value_first(model, opt, vf_opt, batch, cfg):
-    """The value baseline computed first, then the policy step, then the value fit: the same update."""
-    return update_impl(model, opt, vf_opt, batch, cfg, returns="cumsum")
 
 
 @pytest.mark.parametrize("fn", [lambda *a: update_impl(*a), lambda *a: update_impl(*a, returns="cumsum"),

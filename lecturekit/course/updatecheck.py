@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lecturekit.course.checking import Check, CheckFailed, describe
+from lecturekit.course.checking import Check, CheckFailed
 
 
 # --- what one update needs and what it did ------------------------------------------------------------------------
@@ -305,7 +305,8 @@ def _check_stats(c: Check, stats, keys: Sequence[str], case: str) -> None:
                     "even if you do not use it.")
     missing = [k for k in keys if k not in stats]
     if missing:
-        c.fail(case, expected=f"the keys {', '.join(keys)}", got=f"a dict with keys {', '.join(map(str, stats)) or '(none)'}",
+        have = ", ".join(map(str, stats)) or "(none)"
+        c.fail(case, expected=f"the keys {', '.join(keys)}", got=f"a dict with keys {have}",
                hint=f"add {', '.join(repr(k) for k in missing)} to the diagnostics dict your update returns.")
     for k in keys:
         v = stats[k]
@@ -372,8 +373,8 @@ def check_update(c: Check, fn: Callable, reference: Callable, make: Callable[[],
                 except Exception:  # pragma: no cover
                     continue
                 if not compare(got, out, rtol) and not _stats_report(got.stats, out.stats, keys, stat_rtol)[0]:
-                    c.fail(case, expected=f"'{k}' = {float(ref.stats[k]):.6g}", got=f"'{k}' = {float(got.stats[k]):.6g}",
-                           hint=m.hint)
+                    c.fail(case, expected=f"'{k}' = {float(ref.stats[k]):.6g}",
+                           got=f"'{k}' = {float(got.stats[k]):.6g}", hint=m.hint)
             c.fail(case, expected=f"'{k}' = {float(ref.stats[k]):.6g} (the update itself is right)",
                    got=f"'{k}' = {float(got.stats[k]):.6g}",
                    hint=(stat_hints or {}).get(k, f"compute the diagnostic '{k}' as the docstring says."))
@@ -508,6 +509,13 @@ def synthetic_rollout(model, T: int, N: int, seed: int, logp_noise: float = 0.0)
         last_value = model.value(torch.randn((N, 4), generator=gen) * 0.5).double().numpy()
     rewards = np.where(valid, rng.uniform(0.5, 1.5, (T, N)), 0.0)
     return Rollout(obs, act, logp, values, rewards, term, trunc, valid, last_value)
+
+
+def trained(result: tuple, task: str = "CartPole-v1") -> str:
+    """The checker's summary of a `check_training` result (History, seed, seconds)."""
+    hist, seed, secs = result
+    return (f"trained {task} to {hist.final_return:.0f} in {hist.solved_at_steps:,} steps ({secs:.1f} s, "
+            f"seed {seed})")
 
 
 def train_with(algo, env_id: str, cfg, run, fn, **seam):

@@ -205,7 +205,7 @@ def _a2c_returns(ro, gamma: float, bug: str | None) -> np.ndarray:
         else:
             d = term[t] | trunc[t] if bug == "trunc_as_term" else term[t - 1] if bug == "shifted_done" and t else \
                 np.zeros_like(term[t]) if bug == "shifted_done" else term[t]
-            # an autoreset step holds V(final observation of the previous episode): what a truncated step bootstraps from
+            # an autoreset step holds V(final obs of the episode before it): what a truncated step bootstraps from
             R[t] = np.where(valid[t], r[t] + gamma * (1.0 - d) * nxt, v[t])
         nxt = R[t]
     return R
@@ -340,7 +340,7 @@ def check_a2c_update(fn, train: bool = True) -> None:
     from functools import partial
 
     from lecturekit.algos import a2c
-    from lecturekit.course.updatecheck import Mistake, check_training, check_update
+    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with, trained
     from lecturekit.evaluation import Run
 
     c = Check("a2c_update")
@@ -356,14 +356,9 @@ def check_a2c_update(fn, train: bool = True) -> None:
                      stats_keys=A2C_UPDATE_KEYS, group_hints=A2C_GROUP_HINTS, stat_hints=A2C_STAT_HINTS)
     summary = f"{len(trials)} one-update checks, {len(mistakes)} known mistakes ruled out"
     if train:
-        hist, seed, secs = check_training(
-            c, lambda s: _train_with(a2c, a2c.A2CConfig(), Run(steps=A2C_BUDGET, seed=s, target=475.0, eval_every=2048), fn),
-            seeds=A2C_SEEDS, budget=A2C_BUDGET, target=475.0, task="CartPole-v1")
-        summary += f"; trained CartPole-v1 to {hist.final_return:.0f} in {hist.solved_at_steps:,} steps ({secs:.1f} s, seed {seed})"
+        run = lambda s: Run(steps=A2C_BUDGET, seed=s, target=475.0, eval_every=2048)  # noqa: E731
+        result = check_training(c, lambda s: train_with(a2c, "CartPole-v1", a2c.A2CConfig(), run(s), fn),
+                                seeds=A2C_SEEDS, budget=A2C_BUDGET, target=475.0, task="CartPole-v1")
+        summary += "; " + trained(result)
     c.passed(summary)
 
-
-def _train_with(algo, cfg, run, fn, **seam):
-    from lecturekit.course.updatecheck import train_with
-
-    return train_with(algo, "CartPole-v1", cfg, run, fn, **seam)

@@ -412,7 +412,7 @@ def check_ppo_update(fn, train: bool = True) -> None:
     from functools import partial
 
     from lecturekit.algos import ppo
-    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with
+    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with, trained
     from lecturekit.evaluation import Run
 
     c = Check("ppo_update")
@@ -430,8 +430,8 @@ def check_ppo_update(fn, train: bool = True) -> None:
                      stats_keys=PPO_UPDATE_KEYS, group_hints=PPO_GROUP_HINTS, stat_hints=PPO_STAT_HINTS)
     summary = f"{len(trials)} one-update checks, {len(mistakes)} known mistakes ruled out"
     if train:
-        hist, seed, secs = check_training(
-            c, lambda s: train_with(ppo, "CartPole-v1", ppo.Config(), Run(steps=PPO_BUDGET, seed=s, target=475.0, eval_every=2048), fn),
-            seeds=PPO_SEEDS, budget=PPO_BUDGET, target=475.0, task="CartPole-v1")
-        summary += f"; trained CartPole-v1 to {hist.final_return:.0f} in {hist.solved_at_steps:,} steps ({secs:.1f} s, seed {seed})"
+        run = lambda s: Run(steps=PPO_BUDGET, seed=s, target=475.0, eval_every=2048)  # noqa: E731
+        result = check_training(c, lambda s: train_with(ppo, "CartPole-v1", ppo.Config(), run(s), fn),
+                                seeds=PPO_SEEDS, budget=PPO_BUDGET, target=475.0, task="CartPole-v1")
+        summary += "; " + trained(result)
     c.passed(summary)

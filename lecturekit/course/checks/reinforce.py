@@ -165,7 +165,7 @@ def check_gaussian_policy_gradient(fn) -> None:
     c.passed(f"{len(cases) + 1} cases: 1 to 200 samples, with and without a baseline, integer inputs")
 
 
-# ---------------------------------------------------------------------------------------------------- collect_episodes (build-it)
+# ------------------------------------------------------------------------------------------ collect_episodes (build-it)
 COLLECT_FIELDS = ("obs", "actions", "rewards", "valid", "ends")
 
 
@@ -284,7 +284,8 @@ def check_collect_episodes(fn) -> None:
                        "do not sample any other way or an extra time), and store those network actions.",
             "rewards": "rewards[t, i] is the reward of step t for copies still in their episode, 0 afterwards.",
             "valid": "valid[t, i] is True while copy i's episode is running, including its last step.",
-            "ends": "ends[t, i] is True only on the last step of copy i's episode (terminated, truncated or t_max - 1).",
+            "ends": "ends[t, i] is True only on the last step of copy i's episode (terminated, truncated or cut at "
+                    "t_max - 1).",
         }
         c.fail(case, expected=f"{bad[0]}: {describe(ref[bad[0]])}", got=f"{describe(got[bad[0]])}; {bad[1]}",
                hint=field_hints[bad[0]])
@@ -314,7 +315,7 @@ def _first_field_difference(got: dict, ref: dict):
     return None
 
 
-# ---------------------------------------------------------------------------------------------------- reinforce_update (build-it)
+# ------------------------------------------------------------------------------------------ reinforce_update (build-it)
 REINFORCE_BUDGET, REINFORCE_SEEDS = 50_000, (0, 1)  # layer 3: CartPole-v1 475 within this many env steps
 
 
@@ -473,7 +474,7 @@ def check_reinforce_update(fn, train: bool = True, collect=None) -> None:
     from functools import partial
 
     from lecturekit.algos import reinforce as R
-    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with
+    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with, trained
     from lecturekit.evaluation import Run
 
     c = Check("reinforce_update")
@@ -494,9 +495,9 @@ def check_reinforce_update(fn, train: bool = True, collect=None) -> None:
     summary = f"{len(trials)} one-update checks (each baseline), {len(mistakes)} known mistakes ruled out"
     if train:
         seam = {"collect": collect} if collect is not None else {}
-        hist, seed, secs = check_training(
-            c, lambda s: train_with(R, "CartPole-v1", R.Config(), Run(steps=REINFORCE_BUDGET, seed=s, target=475.0, eval_every=2000),
-                                    fn, **seam), seeds=REINFORCE_SEEDS, budget=REINFORCE_BUDGET, target=475.0,
-            task="CartPole-v1" + (" with your collect_episodes" if collect is not None else ""))
-        summary += f"; trained CartPole-v1 to {hist.final_return:.0f} in {hist.solved_at_steps:,} steps ({secs:.1f} s, seed {seed})"
+        run = lambda s: Run(steps=REINFORCE_BUDGET, seed=s, target=475.0, eval_every=2000)  # noqa: E731
+        task = "CartPole-v1" + (" with your collect_episodes" if collect is not None else "")
+        result = check_training(c, lambda s: train_with(R, "CartPole-v1", R.Config(), run(s), fn, **seam),
+                                seeds=REINFORCE_SEEDS, budget=REINFORCE_BUDGET, target=475.0, task=task)
+        summary += "; " + trained(result)
     c.passed(summary)

@@ -442,7 +442,7 @@ def check_trpo_update(fn, train: bool = True) -> None:
     from functools import partial
 
     from lecturekit.algos import trpo
-    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with
+    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with, trained
     from lecturekit.evaluation import Run
 
     c = Check("trpo_update")
@@ -458,13 +458,13 @@ def check_trpo_update(fn, train: bool = True) -> None:
          trpo.Config(n_envs=6, n_steps=12, max_kl=0.2, vf_iters=3, vf_minibatches=3, damping=0.001), 3),
     ]
     for case, cfg, seed in trials:
-        check_update(c, fn, trpo.update, _trpo_trial(cfg, seed, confident="confident" in case), case=case, mistakes=mistakes, rtol=1e-3,
-                     stat_rtol=1e-2, stats_keys=TRPO_UPDATE_KEYS, group_hints=TRPO_GROUP_HINTS,
+        check_update(c, fn, trpo.update, _trpo_trial(cfg, seed, confident="confident" in case), case=case,
+                     mistakes=mistakes, rtol=1e-3, stat_rtol=1e-2, stats_keys=TRPO_UPDATE_KEYS, group_hints=TRPO_GROUP_HINTS,
                      stat_hints=TRPO_STAT_HINTS)
     summary = f"{len(trials)} one-update checks, {len(mistakes)} known mistakes ruled out"
     if train:
-        hist, seed, secs = check_training(
-            c, lambda s: train_with(trpo, "CartPole-v1", trpo.Config(), Run(steps=TRPO_BUDGET, seed=s, target=475.0, eval_every=2048),
-                                    fn), seeds=TRPO_SEEDS, budget=TRPO_BUDGET, target=475.0, task="CartPole-v1")
-        summary += f"; trained CartPole-v1 to {hist.final_return:.0f} in {hist.solved_at_steps:,} steps ({secs:.1f} s, seed {seed})"
+        run = lambda s: Run(steps=TRPO_BUDGET, seed=s, target=475.0, eval_every=2048)  # noqa: E731
+        result = check_training(c, lambda s: train_with(trpo, "CartPole-v1", trpo.Config(), run(s), fn),
+                                seeds=TRPO_SEEDS, budget=TRPO_BUDGET, target=475.0, task="CartPole-v1")
+        summary += "; " + trained(result)
     c.passed(summary)
