@@ -272,8 +272,8 @@ def trpo_update(model, vf_opt, ro, cfg):
             (T, N) tensors; valid (T, N) bool NumPy array; ro.advantages(gamma, gae_lambda) -> (adv, ret), (T, N).
     cfg:    `trpo.Config`: gamma, gae_lambda, normalize_adv, cg_iters, damping, max_kl, backtrack, max_backtracks,
             vf_iters, vf_minibatches.
-    Returns a dict of floats: kl (exact mean KL(pi_k || pi_new) of the accepted step), surrogate_gain
-    (L(theta_new) - L(theta_k)); both 0.0 if the line search rejected every candidate), value_loss (the critic's
+    Returns a dict of floats: kl (the exact mean KL(pi_k || pi_new) of the accepted step) and surrogate_gain
+    (L(theta_new) - L(theta_k)), both 0.0 if the line search rejected every candidate; value_loss (the critic's
     loss on its last minibatch).  Must not modify `ro`.
     """
     ### BEGIN SOLUTION
