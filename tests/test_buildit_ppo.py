@@ -66,7 +66,9 @@ def ppo_impl(model, opt, ro, cfg, gen, *, bug=None, gae="loop", order="plain"):
                 surr = torch.minimum(ratio * a, ratio.clamp(lo, hi) * a)
             policy_loss = -surr.mean()
             if order != "value_first":
-                value_loss = (model.value(obs[idx]) - ret[idx]).square().mean()
+                v = model.value(obs[idx])
+                target = adv[idx] + model.value(obs[idx]) if bug == "target_grad" else ret[idx]
+                value_loss = (v - target).square().mean()
             ent = model.entropy(obs[idx]).mean()
             c_h = -cfg.entropy_coef if bug == "ent_sign" else cfg.entropy_coef
             loss = policy_loss + cfg.value_coef * value_loss - c_h * ent
@@ -123,6 +125,7 @@ def test_accepts_the_library_update_and_the_checkers_variant(capsys):
     ("no_min", ["the min with the unclipped term is missing"]),
     ("ret_adv", ["value target is A_t + V(s_t)"]),
     ("ent_sign", ["entropy bonus has the wrong sign"]),
+    ("target_grad", ["value target carries gradient"]),
     ("no_clip", ["not clipped"]),
     ("kl_k1", ["approx_kl is mean((r - 1) - log r)"]),
     ("clip_frac_count", ["'clip_frac'", "fraction of steps"]),

@@ -307,7 +307,8 @@ def _ppo_variant(model, opt, ro, cfg, gen, bug: str | None = None) -> dict:
             surr = clipped if bug == "no_min" else torch.max(ratio * a, clipped) if bug == "max" else \
                 torch.min(ratio * a, clipped)
             pi_l = -surr.mean()
-            v_l = (v - ret[idx]).pow(2).mean()
+            target = adv_tn[m][idx] + model.value(obs[idx]) if bug == "ret_with_grad" else ret[idx]
+            v_l = (v - target).pow(2).mean()
             c_h = -cfg.entropy_coef if bug == "ent_sign" else cfg.entropy_coef
             loss = pi_l + (1.0 if bug == "no_value_coef" else cfg.value_coef) * v_l - c_h * ent
             if bug != "no_zero_grad":
@@ -350,6 +351,9 @@ PPO_MISTAKES = {
               "missing (clipping alone also removes the penalty for moving the wrong way).",
     "max": "take the min of the two terms, not the max: PPO's objective is a pessimistic (lower) bound.",
     "ret_is_adv": "the value target is A_t + V(s_t) (the second tensor ro.advantages returns), not the advantage.",
+    "ret_with_grad": "the value target carries gradient: it must be the constant A + V_old with the values stored "
+                     "in the rollout (ro.advantages' second tensor); with the current critic inside the target, "
+                     "(V - (A + V))^2 = A^2 does not train the critic at all.",
     "no_value_coef": "the critic's term is weighted by cfg.value_coef: loss = policy_loss + value_coef * value_loss "
                      "- entropy_coef * entropy.",
     "ent_sign": "the entropy bonus has the wrong sign: subtract entropy_coef * mean(H) from the loss.",
