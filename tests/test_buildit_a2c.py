@@ -182,3 +182,17 @@ def test_stub_mutation_and_exceptions():
 def test_training_layer_with_a_correct_update(capsys):
     check_a2c_update(lambda *a: a2c_impl(*a, returns="vectorised"))
     assert "trained CartPole-v1 to" in capsys.readouterr().out
+
+
+def test_names_a_new_optimizer_and_leaves_the_global_generators_alone():
+    def own_optimizer(model, opt, ro, cfg):
+        return a2c_impl(model, torch.optim.Adam(model.parameters(), lr=cfg.lr), ro, cfg)
+
+    rejects(own_optimizer, "never called step() of the optimizer `opt`")
+    torch.manual_seed(123)
+    np.random.seed(123)
+    expected = (torch.rand(3), np.random.rand(3))
+    torch.manual_seed(123)
+    np.random.seed(123)
+    check_a2c_update(lambda *a: a2c_impl(*a), train=False)
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])

@@ -174,11 +174,14 @@ def run_update(fn: Callable, make: Callable[[], Trial], call: Callable | None = 
             steps[oname].append(seen)
         hooks.append(opt.register_step_pre_hook(hook))
     snaps = {k: _snapshot(v) for k, v in trial.inputs.items()}
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+    np_state = np.random.get_state()
     try:
-        stats = (call or (lambda f, *a, **k: f(*a, **k)))(fn, *trial.args, **trial.kwargs)
+        with torch.random.fork_rng(devices=[]):  # the caller's global generators are left as they were
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            stats = (call or (lambda f, *a, **k: f(*a, **k)))(fn, *trial.args, **trial.kwargs)
     finally:
+        np.random.set_state(np_state)
         for h in hooks:
             h.remove()
     deltas: dict = {g: {} for g in trial.groups}
@@ -408,6 +411,9 @@ def _summary(d: Difference, got: Outcome, ref: Outcome, keys, stat_rtol) -> str:
 
 def _generic_hint(first: Difference, diffs: list[Difference], group_hints: dict) -> str:
     if first.kind == "steps":
+        if "was called 0 time(s)" in first.detail:
+            return (f"your update never called step() of the optimizer `{first.group}` it was given: use that "
+                    "optimizer (do not create a new one inside the update; it would start from scratch every call).")
         return ("count your optimizer steps: " + group_hints.get("steps", "one step per gradient update, as the "
                                                                           "docstring describes."))
     if first.kind == "grad":
