@@ -31,7 +31,7 @@ def returns_per_env(ro, gamma, *, trunc_as_term=False, ignore_autoreset=False, s
     return out
 
 
-def a2c_impl(model, opt, ro, cfg, *, bug=None, returns="loop", critic_first=False):
+def a2c_impl(model, opt, ro, cfg, *, bug=None, returns="loop", critic_first=False, unbiased=True):
     if returns == "loop" or bug in ("trunc_as_term", "ignore_autoreset", "shift"):
         R = returns_per_env(ro, cfg.gamma, trunc_as_term=bug == "trunc_as_term",
                             ignore_autoreset=bug == "ignore_autoreset", shift=bug == "shift")
@@ -48,7 +48,7 @@ def a2c_impl(model, opt, ro, cfg, *, bug=None, returns="loop", critic_first=Fals
     v_now = model.value(obs)
     adv = ret - (v_now if bug == "adv_grad" else v_now.detach())
     if cfg.normalize_adv and bug != "no_norm":
-        adv = (adv - adv.mean()) / (adv.std(unbiased=True) + 1e-8)
+        adv = (adv - adv.mean()) / (adv.std(unbiased=unbiased) + 1e-8)
     logp = model.log_prob(obs, act)
     ent = model.entropy(obs).mean()
     policy_loss = -(logp * adv).mean()
@@ -89,7 +89,8 @@ def rejects(fn, *fragments):
 
 
 @pytest.mark.parametrize("variant", [dict(returns="loop"), dict(returns="vectorised"),
-                                     dict(returns="loop", critic_first=True)], ids=["loop", "vectorised", "reordered"])
+                                     dict(returns="loop", critic_first=True), dict(unbiased=False)],
+                         ids=["loop", "vectorised", "reordered", "population-std"])
 def test_accepts_correct_updates(variant, capsys):
     check_a2c_update(lambda *a: a2c_impl(*a, **variant), train=False)
     assert "all checks passed" in capsys.readouterr().out

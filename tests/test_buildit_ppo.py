@@ -31,7 +31,7 @@ def gae_loop(ro, gamma, lam):
     return torch.as_tensor(adv, dtype=torch.float32)
 
 
-def ppo_impl(model, opt, ro, cfg, gen, *, bug=None, gae="loop", order="plain"):
+def ppo_impl(model, opt, ro, cfg, gen, *, bug=None, gae="loop", order="plain", unbiased=True):
     if gae == "loop":
         adv_tn = gae_loop(ro, cfg.gamma, cfg.gae_lambda)
         ret_tn = adv_tn + ro.values
@@ -53,7 +53,7 @@ def ppo_impl(model, opt, ro, cfg, gen, *, bug=None, gae="loop", order="plain"):
             idx = perm[start:start + size]
             a = adv[idx]
             if cfg.normalize_adv and bug not in ("no_norm", "norm_batch"):
-                a = (a - a.mean()) / (a.std() + 1e-8)
+                a = (a - a.mean()) / (a.std(unbiased=unbiased) + 1e-8)
             if order == "value_first":
                 value_loss = (model.value(obs[idx]) - ret[idx]).square().mean()
             logp = model.log_prob(obs[idx], act[idx])
@@ -96,8 +96,9 @@ def rejects(fn, *fragments):
     return msg
 
 
-@pytest.mark.parametrize("variant", [dict(gae="loop"), dict(gae="library"), dict(gae="loop", order="value_first")],
-                         ids=["gae-loop", "gae-library", "reordered"])
+@pytest.mark.parametrize("variant", [dict(gae="loop"), dict(gae="library"), dict(gae="loop", order="value_first"),
+                                     dict(unbiased=False)],
+                         ids=["gae-loop", "gae-library", "reordered", "population-std"])
 def test_accepts_correct_updates(variant, capsys):
     check_ppo_update(lambda *a: ppo_impl(*a, **variant), train=False)
     assert "all checks passed" in capsys.readouterr().out

@@ -90,7 +90,7 @@ def test_collect_stub():
 
 
 # --- reinforce_update ------------------------------------------------------------------------------------------------
-def update_impl(model, opt, vf_opt, batch, cfg, *, bug=None, returns="per_episode", value_first_order=False):
+def update_impl(model, opt, vf_opt, batch, cfg, *, bug=None, returns="per_episode", unbiased=True):
     T, N = batch.rewards.shape
     if returns == "per_episode":  # each column is one episode: discounted_returns of its valid rewards
         G = np.zeros((T, N))
@@ -116,7 +116,7 @@ def update_impl(model, opt, vf_opt, batch, cfg, *, bug=None, returns="per_episod
         b = 0.0
     adv = ret - b
     if cfg.normalize_adv and bug != "no_norm":
-        adv = (adv - adv.mean()) / adv.std() if bug == "centred" else adv / (adv.std() + 1e-8)
+        adv = (adv - adv.mean()) / adv.std() if bug == "centred" else adv / (adv.std(unbiased=unbiased) + 1e-8)
     logp = model.log_prob(obs, act)
     ent = model.entropy(obs).mean()
     loss = -(logp * adv).mean() - cfg.entropy_coef * ent
@@ -136,7 +136,8 @@ def update_impl(model, opt, vf_opt, batch, cfg, *, bug=None, returns="per_episod
 
 
 @pytest.mark.parametrize("fn", [lambda *a: update_impl(*a), lambda *a: update_impl(*a, returns="cumsum"),
-                                R.update], ids=["per-episode", "cumsum", "library"])
+                                lambda *a: update_impl(*a, unbiased=False), R.update],
+                         ids=["per-episode", "cumsum", "population-std", "library"])
 def test_update_accepts_correct_code(fn, capsys):
     check_reinforce_update(fn, train=False)
     assert "all checks passed" in capsys.readouterr().out

@@ -97,12 +97,12 @@ def cg_textbook(Avp, b, iters):
     return x
 
 
-def trpo_impl(model, vf_opt, ro, cfg, *, bug=None, cg="library", critic_first=False):
+def trpo_impl(model, vf_opt, ro, cfg, *, bug=None, cg="library", critic_first=False, unbiased=True):
     adv, ret = ro.advantages(cfg.gamma, cfg.gae_lambda)
     m = torch.as_tensor(ro.valid)
     obs, act, logp_old, adv, ret = ro.obs[m], ro.actions[m], ro.logp[m], adv[m], ret[m]
     if cfg.normalize_adv and bug != "no_norm":
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        adv = (adv - adv.mean()) / (adv.std(unbiased=unbiased) + 1e-8)
 
     def fit_critic():
         k = max(1, min(cfg.vf_minibatches, len(obs)))
@@ -159,8 +159,9 @@ def rejects(fn, *fragments):
     return msg
 
 
-@pytest.mark.parametrize("variant", [dict(cg="library"), dict(cg="textbook"), dict(cg="textbook", critic_first=True)],
-                         ids=["cg-library", "cg-textbook", "critic-first"])
+@pytest.mark.parametrize("variant", [dict(cg="library"), dict(cg="textbook"), dict(cg="textbook", critic_first=True),
+                                     dict(unbiased=False)],
+                         ids=["cg-library", "cg-textbook", "critic-first", "population-std"])
 def test_accepts_correct_updates(variant, capsys):
     check_trpo_update(lambda *a: trpo_impl(*a, **variant), train=False)
     assert "all checks passed" in capsys.readouterr().out
