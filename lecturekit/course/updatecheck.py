@@ -388,16 +388,24 @@ def check_update(c: Check, fn: Callable, reference: Callable, make: Callable[[],
         except Exception:  # pragma: no cover - a variant that cannot run on this trial says nothing
             continue
         if not compare(got, out, rtol):
-            c.fail(case, expected="the reference's update", got=_summary(diffs[0], got, ref, stats_keys, stat_rtol),
+            c.fail(case, expected="the reference's update", got=_summary(diffs, got, ref, stats_keys, stat_rtol),
                    hint=m.hint)
     first = diffs[0]
     hint = _generic_hint(first, diffs, group_hints or {})
-    c.fail(case, expected="the reference's update", got=_summary(first, got, ref, stats_keys, stat_rtol), hint=hint)
+    c.fail(case, expected="the reference's update", got=_summary(diffs, got, ref, stats_keys, stat_rtol), hint=hint)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _summary(d: Difference, got: Outcome, ref: Outcome, keys, stat_rtol) -> str:
-    text = d.detail
+def _summary(diffs: list[Difference], got: Outcome, ref: Outcome, keys, stat_rtol) -> str:
+    d = diffs[0]
+    same_step = [x for x in diffs if x.kind == "grad" and x.where == d.where]
+    if d.kind == "grad" and len(same_step) > 1:  # every group that differs at that step, with how it differs
+        parts = [f"of the {x.group} " + (f"is {x.factor:.4g} times the reference's (same direction)"
+                                          if x.factor is not None else f"differs (relative error {x.error:.3g})")
+                 for x in same_step]
+        text = f"at {d.where} the gradient " + "; the gradient ".join(parts)
+    else:
+        text = d.detail
     differ, match = _stats_report(got.stats, ref.stats, keys, stat_rtol)
     if differ:
         vals = ", ".join(f"{k} {float(got.stats[k]):.4g} (reference {float(ref.stats[k]):.4g})" for k in differ)
