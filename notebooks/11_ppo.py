@@ -457,19 +457,23 @@ for (name, seed), (st, wall, best, kl) in ablation.items():
 # %%
 solved = {name: [ablation[name, s][0] is not None for s in SEEDS] for name in VARIANTS}
 max_kl = {name: np.array([ablation[name, s][3] for s in SEEDS]) for name in VARIANTS}
-for name in ("default", "no clipping", "one epoch", "no adv. norm.", "lr 2e-2"):
+for name in ("default", "one epoch", "no adv. norm.", "lr 2e-2"):
     assert all(solved[name]), name             # on CartPole each of these solves every seed
+# (no clipping at the default step size: 1 of these 3 seeds solved, measured; whether it does is luck, see below)
 assert not any(solved["lr 2e-2, no clipping"])  # the large step without clipping fails on every seed
 assert np.all(max_kl["no clipping"] > 10 * max_kl["default"])       # unclipped updates are far less proximal
 assert np.all(max_kl["lr 2e-2, no clipping"] > 10 * max_kl["lr 2e-2"])
 
 # %% [markdown]
-# **Reading the ablations.** CartPole is forgiving: at the default step size, taking out the clipping, the extra
-# epochs or the advantage normalisation still solves every seed here, with the step counts spread widely from
-# seed to seed (three seeds are too few to rank those variants). What the clipping changes is visible in the right
-# panel: without it a single update moves the policy by a KL of order 1 instead of a few hundredths. The update is
-# no longer proximal, and whether that is harmless is luck. With a four times larger step size the luck runs out:
-# the clipped version still solves every seed quickly, and the unclipped one fails on every seed. That is the
+# **Reading the ablations.** CartPole is forgiving: at the default step size, taking out the extra epochs or the
+# advantage normalisation still solves every seed here, with the step counts spread widely from seed to seed (three
+# seeds are too few to rank those variants). What the clipping changes is visible in the right panel: without it a
+# single update moves the policy by a KL of order 1 instead of a few hundredths. The update is no longer proximal,
+# and whether that is harmless is luck: here one seed of three still solves the task without clipping, the other two
+# get no further than a best evaluation of 330 and 467 within the budget (with other seeds we have seen all three
+# succeed). With a four times larger step
+# size the luck runs out: the clipped version still solves every seed quickly, and the unclipped one fails on every
+# seed. That is the
 # protection the clipping buys: the same optimiser settings stay safe over a wider range.
 #
 # ### PPO, A2C and TRPO on one plot
