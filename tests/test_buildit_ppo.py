@@ -13,7 +13,7 @@ from lecturekit.course.checking import CheckFailed
 KEYS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
 
 
-def gae_loop(ro, gamma, lam):
+def gae_loop(ro, gamma, lam, bug=None):
     """GAE per environment with Python floats; an autoreset step restarts from V(final observation)."""
     T, N = ro.rewards.shape
     v = ro.values.double().numpy()
@@ -21,10 +21,11 @@ def gae_loop(ro, gamma, lam):
     for i in range(N):
         a, next_v = 0.0, float(ro.last_value[i])
         for t in range(T - 1, -1, -1):
-            if not ro.valid[t, i]:
+            if not ro.valid[t, i] and bug != "autoreset":
                 a, next_v = 0.0, v[t, i]
                 continue
-            nonterminal = 0.0 if ro.terminated[t, i] else 1.0
+            ended = ro.terminated[t, i] or (bug == "trunc" and ro.truncated[t, i])
+            nonterminal = 0.0 if ended else 1.0
             delta = ro.rewards[t, i] + gamma * nonterminal * next_v - v[t, i]
             a = delta + gamma * lam * nonterminal * a
             adv[t, i], next_v = a, v[t, i]
@@ -33,7 +34,7 @@ def gae_loop(ro, gamma, lam):
 
 def ppo_impl(model, opt, ro, cfg, gen, *, bug=None, gae="loop", order="plain", unbiased=True):
     if gae == "loop":
-        adv_tn = gae_loop(ro, cfg.gamma, cfg.gae_lambda)
+        adv_tn = gae_loop(ro, cfg.gamma, cfg.gae_lambda, {"gae_trunc": "trunc", "gae_autoreset": "autoreset"}.get(bug))
         ret_tn = adv_tn + ro.values
     else:
         adv_tn, ret_tn = ro.advantages(cfg.gamma, cfg.gae_lambda)
@@ -127,6 +128,8 @@ def test_accepts_the_library_update_and_the_checkers_variant(capsys):
     ("ret_adv", ["value target is A_t + V(s_t)"]),
     ("ent_sign", ["entropy bonus has the wrong sign"]),
     ("target_grad", ["value target carries gradient"]),
+    ("gae_trunc", ["truncated episode (time limit) was treated as terminated in GAE"]),
+    ("gae_autoreset", ["autoreset step (valid == False) was treated as an ordinary step in GAE"]),
     ("no_clip", ["not clipped"]),
     ("kl_k1", ["approx_kl is mean((r - 1) - log r)"]),
     ("clip_frac_count", ["'clip_frac'", "fraction of steps"]),

@@ -274,6 +274,14 @@ def _ppo_variant(model, opt, ro, cfg, gen, bug: str | None = None) -> dict:
     import math
 
     adv_tn, ret_tn = ro.advantages(cfg.gamma, cfg.gae_lambda)
+    if bug in ("trunc_as_term", "autoreset_as_step"):  # GAE with the episode ends read wrongly
+        v = ro.values.double().numpy()
+        if bug == "trunc_as_term":
+            r, d = np.where(ro.valid, ro.rewards, v), np.where(ro.valid, ro.terminated | ro.truncated, True)
+        else:
+            r, d = ro.rewards, ro.terminated
+        a = gae(r, v, d, ro.last_value, cfg.gamma, cfg.gae_lambda)
+        adv_tn, ret_tn = torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(a + v, dtype=torch.float32)
     if bug == "ret_is_adv":
         ret_tn = adv_tn
     m = torch.ones(ro.valid.shape, dtype=torch.bool) if bug == "no_mask" else torch.as_tensor(ro.valid)
@@ -350,6 +358,12 @@ PPO_MISTAKES = {
     "no_min": "the clipped surrogate is min(r A, clip(r, 1 - eps, 1 + eps) A): the min with the unclipped term is "
               "missing (clipping alone also removes the penalty for moving the wrong way).",
     "max": "take the min of the two terms, not the max: PPO's objective is a pessimistic (lower) bound.",
+    "trunc_as_term": "a truncated episode (time limit) was treated as terminated in GAE: its last TD error must "
+                     "bootstrap from V(final observation), the value stored on the autoreset step after it; only "
+                     "`terminated` cuts the sums.",
+    "autoreset_as_step": "an autoreset step (valid == False) was treated as an ordinary step in GAE, so the next "
+                         "episode leaked into the one before it: give that step the 'reward' V(final observation) "
+                         "(its stored value) and mark it terminal, as exercise 03 does.",
     "ret_is_adv": "the value target is A_t + V(s_t) (the second tensor ro.advantages returns), not the advantage.",
     "ret_with_grad": "the value target carries gradient: it must be the constant A + V_old with the values stored "
                      "in the rollout (ro.advantages' second tensor); with the current critic inside the target, "
