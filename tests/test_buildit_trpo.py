@@ -50,7 +50,16 @@ def fvp_jvp(model, obs, damping):
     return fvp
 
 
-@pytest.mark.parametrize("fn", [fvp_double_backprop, fvp_jvp], ids=["double-backprop", "jvp-gauss-newton"])
+def fvp_reversed_kl(model, obs, damping):
+    # KL(pi_theta || pi_k) has the same Hessian at theta_k as KL(pi_k || pi_theta): also right
+    params = list(model.pi.parameters())
+    old = model.pi(obs).detach()
+    g = optim.flat_grad(optim.kl_categorical(model.pi(obs), old).mean(), params, create_graph=True)
+    return lambda v: optim.flat_grad(g @ v, params, retain_graph=True) + damping * v
+
+
+@pytest.mark.parametrize("fn", [fvp_double_backprop, fvp_jvp, fvp_reversed_kl],
+                         ids=["double-backprop", "jvp-gauss-newton", "reversed-kl"])
 def test_fvp_accepts_correct_products(fn, capsys):
     check_fisher_vector_product(fn)
     assert "all checks passed" in capsys.readouterr().out
@@ -77,6 +86,39 @@ def test_fvp_rejects_a_value_instead_of_a_function_and_a_lost_graph():
 
     with pytest.raises(CheckFailed, match="product number 2"):
         check_fisher_vector_product(no_retain)
+
+
+def test_fvp_rejects_other_wrong_products():
+    def damping_twice(model, obs, damping):
+        f = fvp_double_backprop(model, obs, damping)
+        return lambda v: f(v) + damping * v
+
+    with pytest.raises(CheckFailed, match="damping=0.1") as e:
+        check_fisher_vector_product(damping_twice)
+    assert "d/dtheta (grad KL . v) + damping v" in str(e.value)
+
+    def in_place(model, obs, damping):
+        f = fvp_double_backprop(model, obs, 0.0)
+        return lambda v: f(v) + v.mul_(damping)
+
+    with pytest.raises(CheckFailed, match="modified its input"):
+        check_fisher_vector_product(in_place)
+
+    def column(model, obs, damping):
+        f = fvp_double_backprop(model, obs, damping)
+        return lambda v: f(v)[:, None]
+
+    with pytest.raises(CheckFailed, match="shape"):
+        check_fisher_vector_product(column)
+
+    def reversed_params(model, obs, damping):
+        params = list(model.pi.parameters())[::-1]  # flattened in another order than model.pi.parameters()
+        old = model.pi(obs).detach()
+        g = optim.flat_grad(optim.kl_categorical(old, model.pi(obs)).mean(), params, create_graph=True)
+        return lambda v: optim.flat_grad(g @ v, params, retain_graph=True) + damping * v
+
+    with pytest.raises(CheckFailed, match="wrong answer"):
+        check_fisher_vector_product(reversed_params)
 
 
 # --- the whole update -----------------------------------------------------------------------------------------------
