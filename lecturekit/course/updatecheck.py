@@ -351,7 +351,8 @@ def check_update(c: Check, fn: Callable, reference: Callable, make: Callable[[],
     stat_hints:    {stats key: hint} used when only that diagnostic differs
     Returns the student's Outcome.
     """
-    ref = run_update(reference, make)
+    cached = _cached(c.exercise, case, make)
+    ref = cached("reference", reference)
     got = run_update(fn, make, call=lambda f, *a, **k: c.call(f, *a, case=case, check_inputs=False, **k))
     if got.mutated:
         c.fail(case, expected="the inputs unchanged", got=f"your update modified {', '.join(got.mutated)}",
@@ -360,10 +361,10 @@ def check_update(c: Check, fn: Callable, reference: Callable, make: Callable[[],
     _check_stats(c, got.stats, stats_keys, case)
     diffs = compare(got, ref, rtol)
     if diffs:
-        for variant in accepted:
-            if not compare(got, run_update(variant, make), rtol):
-                diffs = []
-                ref = run_update(variant, make)
+        for i, variant in enumerate(accepted):
+            out = cached(f"accepted {i}", variant)
+            if not compare(got, out, rtol):
+                diffs, ref = [], out
                 break
     if not diffs:
         keys = list(stats_keys if compare_stats is None else compare_stats)
@@ -372,7 +373,7 @@ def check_update(c: Check, fn: Callable, reference: Callable, make: Callable[[],
             k = differ[0]
             for m in mistakes:  # a bug that only shows in the diagnostics here (e.g. a factor the clipping undid)
                 try:
-                    out = run_update(m.fn, make)
+                    out = cached(f"mistake {m.name}", m.fn)
                 except Exception:  # pragma: no cover
                     continue
                 if not compare(got, out, rtol) and not _stats_report(got.stats, out.stats, keys, stat_rtol)[0]:
@@ -384,7 +385,7 @@ def check_update(c: Check, fn: Callable, reference: Callable, make: Callable[[],
         return got
     for m in mistakes:
         try:
-            out = run_update(m.fn, make)
+            out = cached(f"mistake {m.name}", m.fn)
         except Exception:  # pragma: no cover - a variant that cannot run on this trial says nothing
             continue
         if not compare(got, out, rtol):
@@ -394,6 +395,21 @@ def check_update(c: Check, fn: Callable, reference: Callable, make: Callable[[],
     hint = _generic_hint(first, diffs, group_hints or {})
     c.fail(case, expected="the reference's update", got=_summary(diffs, got, ref, stats_keys, stat_rtol), hint=hint)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+_OUTCOMES: dict = {}  # (exercise, case, name) -> Outcome of the reference and its variants: trials are deterministic
+
+
+def _cached(exercise: str, case: str, make: Callable[[], Trial]) -> Callable[[str, Callable], Outcome]:
+    """run_update of the reference's functions on a trial, computed once per process (the student's never cached)."""
+
+    def get(name: str, fn: Callable) -> Outcome:
+        key = (exercise, case, name, getattr(fn, "__qualname__", repr(fn)))
+        if key not in _OUTCOMES:
+            _OUTCOMES[key] = run_update(fn, make)
+        return _OUTCOMES[key]
+
+    return get
 
 
 def _summary(diffs: list[Difference], got: Outcome, ref: Outcome, keys, stat_rtol) -> str:
