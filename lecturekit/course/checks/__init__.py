@@ -12,6 +12,11 @@ from lecturekit.course.checks.discounted_returns import check_discounted_returns
 from lecturekit.course.checks.scores_and_search import check_softmax_score, check_gaussian_log_prob, check_finite_difference_gradient, check_cem_update  # ex01
 from lecturekit.course.checks.reinforce import check_reinforce_loss, check_gaussian_policy_gradient  # ex02
 from lecturekit.course.checks.actor_critic import check_bootstrapped_returns, check_a2c_loss  # ex03
+# build-it exercises (whole updates): one import line per exercise notebook, appended
+from lecturekit.course.checks.reinforce import check_collect_episodes, check_reinforce_update  # ex02
+from lecturekit.course.checks.actor_critic import check_a2c_update  # ex03
+from lecturekit.course.checks.trpo import check_fisher_vector_product, check_trpo_update  # ex04
+from lecturekit.course.checks.ppo import check_ppo_update  # ex05
 from lecturekit.course.checks.trpo import check_kl_categorical, check_conjugate_gradient, check_trpo_line_search  # ex04
 from lecturekit.course.checks.ppo import check_gae, check_ppo_clip_loss, check_clipping_case  # ex05
 from lecturekit.course.checks.td3 import check_td3_target, check_polyak_update  # ex06
@@ -39,4 +44,7 @@ __all__ = [
     "check_tabular_fisher", "check_natural_gradient_step", "check_n_step_advantage", "check_dpg_actor_loss",
     "check_reparameterized_sample", "check_tanh_density",
     "check_fixed_reward_to_go", "check_fixed_policy_loss", "check_fixed_critic_loss",
+    # build-it exercises (whole updates)
+    "check_collect_episodes", "check_reinforce_update", "check_a2c_update", "check_fisher_vector_product",
+    "check_trpo_update", "check_ppo_update",
 ]
