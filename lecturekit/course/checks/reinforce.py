@@ -335,8 +335,11 @@ def _tabular_cases() -> list:
 
 @checker("score_gradient_samples")
 def check_score_gradient_samples(fn) -> None:
-    """Check `fn(theta, episodes, gamma, baseline)` -> (n, S, A) against `lecturekit.tabular.baselines`."""
-    from lecturekit.tabular.baselines import per_episode_gradients
+    """Check `fn(theta, episodes, gamma, baseline)` -> (n, S, A) against `lecturekit.tabular.estimators`."""
+    from lecturekit.tabular.estimators import per_episode_gradients as reference
+
+    def per_episode_gradients(theta, episodes, gamma, baseline):
+        return reference(theta, episodes, gamma, reward_to_go=True, baseline=baseline)
 
     c = Check("score_gradient_samples")
     cases = _tabular_cases()
