@@ -305,3 +305,43 @@ def test_markdown_table_with_columns():
     rows = [{"algo": "ppo", "steps": 1234.0}, {"algo": "sac", "steps": float("inf")}]
     table = markdown_table(rows, [("algorithm", "algo"), ("steps", lambda r: cli.fmt_number(r["steps"]))])
     assert table.splitlines() == ["| algorithm | steps |", "|---|---|", "| ppo | 1,234 |", "| sac | not reached |"]
+
+
+# -- dependencies as declared ------------------------------------------------------------------------------------------
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def _pins() -> tuple[dict, dict, dict]:
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(cli.__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    split = lambda reqs: dict(_norm(r).split("==") for r in reqs)  # noqa: E731
+    runtime, test = split(project["dependencies"]), split(project["optional-dependencies"]["test"])
+    conda = dict(re.findall(r"^  - ([\w.-]+)=([\w.]+)", (root / "environment.yml").read_text(), re.M))
+    conda = {_norm({"pytorch": "torch"}.get(k, k)): v for k, v in conda.items() if k != "python"}
+    return runtime, test, conda
+
+
+def test_every_import_of_the_package_is_a_pinned_dependency():
+    import ast
+    import importlib.metadata
+    from pathlib import Path
+
+    runtime, test, conda = _pins()
+    assert all(runtime.values()) and "pytest" not in runtime and {"pytest", "nbval", "pytest-xdist"} == set(test)
+    assert conda == {**runtime, **test}  # environment.yml: the same packages and versions
+    dists = importlib.metadata.packages_distributions()
+    imported = set()
+    for path in Path(cli.__file__).resolve().parents[1].rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m in dists and m != "lecturekit"}
+    missing = {m for m in third_party if not {_norm(d) for d in dists[m]} & set(runtime)}
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
