@@ -21,12 +21,13 @@ class Algo:
     eval_episodes: int | None = None  # benchmark evaluation episodes (None: the Run's default)
 
     def bench_run(self, seed: int = 0, **options):
-        """The `Run` of one benchmark seed: this entry's budget, target and evaluation, the Run's other defaults."""
+        """The `Run` of one benchmark seed: this entry's budget, target and evaluation, the Run's other defaults;
+        `options` change any of them (`bench_run(0, steps=8192)`)."""
         from lecturekit.evaluation import Run
 
-        given = {"eval_every": self.eval_every, "eval_episodes": self.eval_episodes}
-        return Run(steps=self.bench_steps, seed=seed, target=self.bench_target,
-                   **{k: v for k, v in given.items() if v is not None}, **options)
+        given = {"steps": self.bench_steps, "seed": seed, "target": self.bench_target, "eval_every": self.eval_every,
+                 "eval_episodes": self.eval_episodes}
+        return Run(**{**{k: v for k, v in given.items() if v is not None}, **options})
 
 
 def call_train(train: Callable, env_id: str, cfg=None, run=None):
