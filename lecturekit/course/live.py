@@ -304,7 +304,8 @@ def demo(train: Callable, env_id: str | None = None, cfg: Any = None, knobs: dic
     """Show a training demo and (by default) run it once with the knobs at their defaults; returns that History.
 
     The usual form, `demo(algo.train, env_id, algo.Config(...), knobs={field: range}, run=Run(...))`: the knobs'
-    defaults are the Config's (and the Run's) values, the curve's length and target line the Run's.
+    defaults are the Config's (and the Run's) values, the curve's length and target line the Run's (`target=` draws
+    a line for a run that has no target to stop at).
     The general form, `demo(fn, knobs={name: spec}, total_steps=..., target=...)`, trains with
     `fn(callback=..., **knob_values)`; a spec is as `knob_widget` takes it, with its default.
     The Demo object is available as `history.demo` so a notebook can rerun it (`history.demo.run()`).
@@ -317,7 +318,7 @@ def demo(train: Callable, env_id: str | None = None, cfg: Any = None, knobs: dic
             raise ValueError("demo(train, env_id, cfg, ...): give the Config whose values the knobs start from")
         title = title or f"{_algo_name(train)} on {env_id}"
         train, knobs = config_trainer(train, env_id, cfg, run, knobs or {})
-        total_steps, target = run.steps, run.target
+        total_steps, target = run.steps, run.target if run.target is not None else target
     d = Demo(train, knobs or {}, total_steps or 100_000, target, title)
     display(d.widget)
     if not run_default:
