@@ -152,3 +152,8 @@ def test_a_demo_in_a_thread_is_unaffected_by_the_notebook_drawing_random_numbers
     again = d.history
     assert again is not first and d.error is None
     assert [e[:1] + e[2:] for e in again.evals] == [e[:1] + e[2:] for e in first.evals]  # all but the wall time
+
+
+def test_a_fixed_budget_demo_can_draw_a_target_line():
+    h = live.demo(train_fake, "E-v0", FakeConfig(), run=Run(steps=30), target=1.0)
+    assert h.demo.plot.target == 1.0 and train_fake.calls[-1][2].target is None  # drawn, not stopped at

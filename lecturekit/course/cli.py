@@ -262,6 +262,7 @@ def finite_float(raw: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a finite number, got '{raw}'")
     return value
 
+
 # The options of `evaluation.Run`, typed here so that a mistake is reported before torch is imported; the defaults
 # and descriptions are Run's own (shown by `train ALGO --help`).
 RUN_OPTIONS = {"steps": (positive_int, "N"), "seed": (number(int), "N"), "target": (finite_float, "RETURN"),
@@ -323,20 +324,21 @@ def check_env(env_id: str) -> None:
 
     try:
         check_env_id(env_id)
-        entry = gym.spec(env_id).entry_point
-        if isinstance(entry, str):
-            gym.envs.registration.load_env_creator(entry)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    entry = gym.spec(env_id).entry_point
+    try:
+        if isinstance(entry, str):  # importing the environment's module is what fails when its package is missing
+            gym.envs.registration.load_env_creator(entry)
     except (gym.error.DependencyNotInstalled, ImportError) as e:
-        raise UsageError(missing_dependency(env_id, e)) from None
+        raise UsageError(missing_dependency(env_id, str(entry), e)) from None
 
 
-def missing_dependency(env_id: str, error: Exception) -> str:
-    entry = str(getattr(__import__("gymnasium").spec(env_id), "entry_point", ""))
-    hint = next((cmd for module, cmd in INSTALL.items() if entry.startswith(module)), None)
-    what = str(error).splitlines()[0] if str(error) else type(error).__name__
-    if hint:
+def missing_dependency(env_id: str, entry_point: str, error: Exception) -> str:
+    """One line: which package `env_id` lacks and, where known, the command that installs it."""
+    what = (str(error).splitlines() or [type(error).__name__])[0]
+    hint = next((cmd for module, cmd in INSTALL.items() if entry_point.startswith(module)), None)
+    if hint:  # Gymnasium's own advice (pip install swig, gymnasium[box2d]) builds from source; this wheel does not
         return f"{env_id} needs a package that is not installed ({what.split(',')[0]}): {hint}"
     return f"{env_id} needs a package that is not installed: {what}"
 
