@@ -345,3 +345,17 @@ def test_every_import_of_the_package_is_a_pinned_dependency():
     third_party = {m for m in imported if m in dists and m != "lecturekit"}
     missing = {m for m in third_party if not {_norm(d) for d in dists[m]} & set(runtime)}
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_ctrl_c_during_bench_prints_the_table_of_the_finished_runs():
+    p = subprocess.Popen([sys.executable, "-m", "lecturekit", "bench", "cem", "--seeds", "1000"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert "cem seed 0:" in p.stderr.readline()
+        os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130 and "Traceback" not in err, err
+    assert "| cem | CartPole-v1 (475) |" in out

@@ -452,25 +452,36 @@ def markdown_table(rows: list[dict], columns: list | None = None) -> str:
     return "\n".join(lines)
 
 
+def bench_one(algo: Algo, seed: int) -> dict:
+    """The summary of one benchmark run (a diverged run counts as not solved), with a line of progress on stderr."""
+    from lecturekit.evaluation import TrainingDiverged
+
+    try:
+        summary = train_one(algo, algo.bench_env, algo.config(), algo.bench_run(seed)).summary()
+    except TrainingDiverged as e:
+        summary = {"algo": algo.name, "env": algo.bench_env, "seed": seed, "solved": False, "solved_at_steps": None,
+                   "solved_at_s": None, "error": str(e)}
+    summary["target"] = algo.bench_target
+    print(f"  {algo.name} seed {seed}: solved={summary['solved']} steps={summary.get('solved_at_steps')} "
+          f"s={summary.get('solved_at_s')}", file=sys.stderr, flush=True)
+    return summary
+
+
 def cmd_bench(args) -> int:
     for name in args.algos:  # every name checked before the first import
         _check_algo(name)
-    from lecturekit.evaluation import TrainingDiverged
-
     algos = [get_algo(n) for n in (args.algos or names())]
     leave_sigint_to_this_process()
     results = []
-    for algo in algos:
-        for seed in range(args.seeds):
-            try:
-                summary = train_one(algo, algo.bench_env, algo.config(), algo.bench_run(seed)).summary()
-            except TrainingDiverged as e:
-                summary = {"algo": algo.name, "env": algo.bench_env, "seed": seed, "solved": False,
-                           "solved_at_steps": None, "solved_at_s": None, "error": str(e)}
-            summary["target"] = algo.bench_target
-            results.append(summary)
-            print(f"  {algo.name} seed {seed}: solved={summary['solved']} steps={summary.get('solved_at_steps')} "
-                  f"s={summary.get('solved_at_s')}", file=sys.stderr, flush=True)
+    try:
+        for algo in algos:
+            for seed in range(args.seeds):
+                results.append(bench_one(algo, seed))
+    except KeyboardInterrupt:  # the finished runs are still worth a table (not written to --out: it is partial)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"stopped by Ctrl-C after {len(results)} run(s)", file=sys.stderr)
+        print(markdown_table(bench_rows(results)), flush=True)
+        return 130
     rows = bench_rows(results)
     table = markdown_table(rows)
     print(table)
