@@ -453,7 +453,7 @@ def markdown_table(rows: list[dict], columns: list | None = None) -> str:
 
 
 def bench_one(algo: Algo, seed: int) -> dict:
-    """The summary of one benchmark run (a diverged run counts as not solved), with a line of progress on stderr."""
+    """The summary of one benchmark run (a diverged run counts as not solved)."""
     from lecturekit.evaluation import TrainingDiverged
 
     try:
@@ -462,8 +462,6 @@ def bench_one(algo: Algo, seed: int) -> dict:
         summary = {"algo": algo.name, "env": algo.bench_env, "seed": seed, "solved": False, "solved_at_steps": None,
                    "solved_at_s": None, "error": str(e)}
     summary["target"] = algo.bench_target
-    print(f"  {algo.name} seed {seed}: solved={summary['solved']} steps={summary.get('solved_at_steps')} "
-          f"s={summary.get('solved_at_s')}", file=sys.stderr, flush=True)
     return summary
 
 
@@ -476,7 +474,9 @@ def cmd_bench(args) -> int:
     try:
         for algo in algos:
             for seed in range(args.seeds):
-                results.append(bench_one(algo, seed))
+                results.append(r := bench_one(algo, seed))
+                print(f"  {algo.name} seed {seed}: solved={r['solved']} steps={r.get('solved_at_steps')} "
+                      f"s={r.get('solved_at_s')}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:  # the finished runs are still worth a table (not written to --out: it is partial)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"stopped by Ctrl-C after {len(results)} run(s)", file=sys.stderr)
