@@ -359,3 +359,8 @@ def test_ctrl_c_during_bench_prints_the_table_of_the_finished_runs():
             os.killpg(p.pid, signal.SIGKILL)
     assert p.returncode == 130 and "Traceback" not in err, err
     assert "| cem | CartPole-v1 (475) |" in out
+
+
+def test_main_leaves_the_ctrl_c_handler_as_it_found_it(capsys):
+    before = signal.getsignal(signal.SIGINT)
+    assert main(["train", "ppo2"]) == 2 and signal.getsignal(signal.SIGINT) is before

@@ -12,6 +12,7 @@ the JSON line of the run so far (`"stopped": "user"`) and exits with 130; a clos
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import inspect
@@ -24,6 +25,7 @@ import signal
 import statistics
 import sys
 import textwrap
+import threading
 import time
 import tokenize
 import typing
@@ -357,16 +359,25 @@ def history_so_far(algo: str, env: str, cfg, run, events: list[dict], wall_s: fl
     return h
 
 
-def leave_sigint_to_this_process() -> None:
-    """Ctrl-C raises KeyboardInterrupt here only: worker processes forked during training (A3C) inherit this
-    handler and keep going until this process stops them (a terminal sends Ctrl-C to every process of the job)."""
-    me = os.getpid()
+@contextlib.contextmanager
+def ctrl_c_for_this_process_only():
+    """While inside, Ctrl-C raises KeyboardInterrupt in this process only: worker processes forked during training
+    (A3C) inherit the handler and keep going until this process stops them (a terminal sends Ctrl-C to every
+    process of the job).  The previous handler is restored on the way out."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    me, previous = os.getpid(), signal.getsignal(signal.SIGINT)
 
     def handler(signum, frame):
         if os.getpid() == me:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_train(args, options: dict) -> int:
@@ -388,7 +399,6 @@ def cmd_train(args, options: dict) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(f"training {algo.name} on {env}, seed {run.seed}, up to {run.steps} steps", file=sys.stderr)
-    leave_sigint_to_this_process()
     start = time.perf_counter()
     try:
         hist = train_one(algo, env, cfg, run)
@@ -469,7 +479,6 @@ def cmd_bench(args) -> int:
     for name in args.algos:  # every name checked before the first import
         _check_algo(name)
     algos = [get_algo(n) for n in (args.algos or names())]
-    leave_sigint_to_this_process()
     results = []
     try:
         for algo in algos:
@@ -626,7 +635,8 @@ def dispatch(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        return dispatch(argv)
+        with ctrl_c_for_this_process_only():
+            return dispatch(argv)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
