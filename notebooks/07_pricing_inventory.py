@@ -111,18 +111,15 @@ plt.tight_layout(), plt.show()
 PRICING_STEPS = 120_000
 
 
-def train_pricing(callback, lr=2e-3, n_episodes=32, baseline="value", log_std_init=-1.5, seed=0):
-    cfg = reinforce.Config(lr=lr, n_episodes=n_episodes, baseline=baseline, log_std_init=log_std_init, gamma=0.99,
-                           vf_iters=2, hidden=(64, 64))
-    run = Run(steps=PRICING_STEPS, seed=seed, eval_every=20_000, eval_episodes=50, callback=callback)
-    return reinforce.train("lecturekit/DynamicPricing-v0", cfg, run)
+from lecturekit.evaluation import Run
 
-
-pricing_history = live.demo(train_pricing,
-                            knobs={"lr": (5e-4, 2e-2, 5e-4, 2e-3), "n_episodes": (8, 128, 8, 32),
-                                   "baseline": ["value", "mean", "none"], "log_std_init": (-3.0, 0.0, 0.5, -1.5),
-                                   "seed": (0, 9, 1, 0)},
-                            total_steps=PRICING_STEPS, target=0.95 * V_opt,
+pricing_history = live.demo(reinforce.train, "lecturekit/DynamicPricing-v0",
+                            reinforce.Config(lr=2e-3, n_episodes=32, log_std_init=-1.5),
+                            knobs={"lr": (5e-4, 2e-2, 5e-4), "n_episodes": (8, 128, 8),
+                                   "baseline": ["value", "mean", "none"], "log_std_init": (-3.0, 0.0, 0.5),
+                                   "seed": (0, 9)},
+                            run=Run(steps=PRICING_STEPS, seed=0, eval_every=20_000, eval_episodes=50),
+                            target=0.95 * V_opt,
                             title="REINFORCE on dynamic pricing (eval: mean revenue of 50 seasons)")
 
 # %%
@@ -203,18 +200,13 @@ assert 8 <= bs.level <= 14  # about two periods of demand (the lead time plus th
 INVENTORY_STEPS = 100_000
 
 
-def train_inventory(callback, lr=3e-3, n_episodes=32, baseline="value", log_std_init=-0.5, seed=0):
-    cfg = reinforce.Config(lr=lr, n_episodes=n_episodes, baseline=baseline, log_std_init=log_std_init, gamma=0.99,
-                           vf_iters=2, hidden=(64, 64))
-    run = Run(steps=INVENTORY_STEPS, seed=seed, eval_every=20_000, eval_episodes=50, callback=callback)
-    return reinforce.train("lecturekit/InventoryControl-v0", cfg, run)
-
-
-inventory_history = live.demo(train_inventory,
-                              knobs={"lr": (5e-4, 2e-2, 5e-4, 3e-3), "n_episodes": (8, 128, 8, 32),
-                                     "baseline": ["value", "mean", "none"], "log_std_init": (-3.0, 0.0, 0.5, -0.5),
-                                     "seed": (0, 9, 1, 0)},
-                              total_steps=INVENTORY_STEPS, target=30 * bs.mean_reward / 0.95,
+inventory_history = live.demo(reinforce.train, "lecturekit/InventoryControl-v0",
+                              reinforce.Config(lr=3e-3, n_episodes=32),
+                              knobs={"lr": (5e-4, 2e-2, 5e-4), "n_episodes": (8, 128, 8),
+                                     "baseline": ["value", "mean", "none"], "log_std_init": (-3.0, 0.0, 0.5),
+                                     "seed": (0, 9)},
+                              run=Run(steps=INVENTORY_STEPS, seed=0, eval_every=20_000, eval_episodes=50),
+                              target=30 * bs.mean_reward / 0.95,
                               title="REINFORCE on inventory control (eval: mean return of 50 seasons)")
 
 # %%

@@ -333,14 +333,12 @@ assert np.isclose(R[t_te, i_te], ro.rewards[t_te, i_te]) and not ro.valid[t_tr +
 # target almost pure TD).
 
 # %%
-def train_a2c(callback, lr=2e-3, n_envs=16, n_steps=16, entropy_coef=0.0):
-    cfg = a2c.A2CConfig(lr=lr, n_envs=n_envs, n_steps=n_steps, entropy_coef=entropy_coef)
-    return a2c.train("CartPole-v1", cfg, Run(steps=100_000, seed=0, target=475, eval_every=2048, callback=callback))
+from lecturekit.evaluation import Run
 
-
-hist_a2c = live.demo(train_a2c, knobs={"lr": (1e-4, 1e-2, 1e-4, 2e-3), "n_envs": (1, 32, 1, 16),
-                                       "n_steps": (1, 64, 1, 16), "entropy_coef": (0.0, 0.1, 0.005, 0.0)},
-                     total_steps=100_000, target=475, title="A2C on CartPole-v1")
+hist_a2c = live.demo(a2c.train, "CartPole-v1", a2c.A2CConfig(),
+                     knobs={"lr": (1e-4, 1e-2, 1e-4), "n_envs": (1, 32), "n_steps": (1, 64),
+                            "entropy_coef": (0.0, 0.1, 0.005)},
+                     run=Run(steps=100_000, seed=0, target=475, eval_every=2048), title="A2C on CartPole-v1")
 print(hist_a2c.summary())
 assert hist_a2c.solved and hist_a2c.solved_at_steps <= 60_000
 
@@ -437,13 +435,10 @@ assert (a2c_batches == 256).all() and rf_batches[-1] > 4 * rf_batches[0]
 # between is logged for every update as `staleness`.
 
 # %%
-def train_a3c(callback, n_workers=2, lr=1e-3):
-    cfg = a3c.A3CConfig(n_workers=n_workers, lr=lr)
-    return a3c.train("CartPole-v1", cfg, Run(steps=150_000, seed=0, target=475, eval_every=4096, callback=callback))
-
-
-hist_a3c = live.demo(train_a3c, knobs={"n_workers": (1, 4, 1, 2), "lr": (1e-4, 5e-3, 1e-4, 1e-3)},
-                     total_steps=150_000, target=475, title="A3C (2 worker processes) on CartPole-v1")
+hist_a3c = live.demo(a3c.train, "CartPole-v1", a3c.A3CConfig(),
+                     knobs={"n_workers": (1, 4), "lr": (1e-4, 5e-3, 1e-4)},
+                     run=Run(steps=150_000, seed=0, target=475, eval_every=4096),
+                     title="A3C (2 worker processes) on CartPole-v1")
 print(hist_a3c.summary())
 assert hist_a3c.solved
 assert set(hist_a3c.logs["worker"]) == {0, 1}, "both workers updated the shared parameters"

@@ -540,13 +540,11 @@ assert res_damped.accepted_j == 0 and res_damped.kl <= delta and res_damped.impr
 # the mean return of 20 deterministic evaluation episodes reaches 475. Change the knobs and press Train to rerun.
 
 # %%
-def train_trpo(callback, max_kl=0.02, n_steps=128):
-    cfg = trpo.Config(max_kl=max_kl, n_steps=int(n_steps))
-    return trpo.train("CartPole-v1", cfg, Run(steps=100_000, seed=0, target=475.0, eval_every=2048, callback=callback))
+from lecturekit.evaluation import Run
 
-
-hist_trpo = live.demo(train_trpo, knobs={"max_kl": (0.005, 0.2, 0.005, 0.02), "n_steps": [128, 64, 256]},
-                      total_steps=100_000, target=475.0, title="TRPO, CartPole-v1")
+hist_trpo = live.demo(trpo.train, "CartPole-v1", trpo.Config(),
+                      knobs={"max_kl": (0.005, 0.2, 0.005), "n_steps": [64, 256]},
+                      run=Run(steps=100_000, seed=0, target=475.0, eval_every=2048), title="TRPO, CartPole-v1")
 
 # %%
 logs = hist_trpo.logs
@@ -582,23 +580,15 @@ assert all(gain > 0 for gain, j in zip(logs["surrogate_gain"], logs["accepted_j"
 # with $\alpha = 10$ (`trpo.Config(vanilla_lr=10)`), for a fixed budget of 30 000 steps.
 
 # %%
-def train_a2c(callback, lr=1e-3):
-    run = Run(steps=100_000, target=475.0, eval_every=2048, callback=callback)
-    return a2c.train("CartPole-v1", a2c.A2CConfig(lr=lr), run)
-
-
-hist_a2c = live.demo(train_a2c, knobs={"lr": (1e-4, 1e-2, 1e-4, 1e-3)}, total_steps=100_000, target=475.0,
-                     title="A2C, CartPole-v1")
+hist_a2c = live.demo(a2c.train, "CartPole-v1", a2c.A2CConfig(lr=1e-3), knobs={"lr": (1e-4, 1e-2, 1e-4)},
+                     run=Run(steps=100_000, seed=0, target=475.0, eval_every=2048), title="A2C, CartPole-v1")
 
 
 # %%
-def train_vanilla(callback, vanilla_lr=10.0):
-    run = Run(steps=30_000, eval_every=2048, callback=callback)
-    return trpo.train("CartPole-v1", trpo.Config(vanilla_lr=vanilla_lr), run)
-
-
-hist_van = live.demo(train_vanilla, knobs={"vanilla_lr": (0.1, 30.0, 0.1, 10.0)}, total_steps=30_000,
-                     target=475.0, title="vanilla gradient step, α = 10 (no early stop)")
+hist_van = live.demo(trpo.train, "CartPole-v1", trpo.Config(vanilla_lr=10.0),
+                     knobs={"vanilla_lr": (0.1, 30.0, 0.1)},
+                     run=Run(steps=30_000, seed=0, eval_every=2048), target=475.0,
+                     title="vanilla gradient step, α = 10 (no early stop)")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))

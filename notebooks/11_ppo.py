@@ -364,16 +364,13 @@ for name in ("half-trained (V / 2)", "untrained (0)"):
 # tasks. Change the knobs and press Train to rerun.
 
 # %%
-def train_ppo(callback, lr=5e-3, epochs=4, minibatches=4, clip_eps=0.2, n_steps=64, entropy_coef=0.0):
-    cfg = ppo.Config(lr=lr, epochs=int(epochs), minibatches=int(minibatches), clip_eps=clip_eps,
-                     n_steps=int(n_steps), entropy_coef=entropy_coef)
-    return ppo.train("CartPole-v1", cfg, Run(steps=50_000, seed=0, target=475.0, eval_every=2048, callback=callback))
+from lecturekit.evaluation import Run
 
-
-hist_ppo = live.demo(train_ppo, knobs={"lr": (1e-4, 1e-2, 1e-4, 5e-3), "epochs": (1, 20, 1, 4),
-                                       "minibatches": (1, 16, 1, 4), "clip_eps": (0.05, 0.5, 0.05, 0.2),
-                                       "n_steps": [64, 32, 128, 256], "entropy_coef": (0.0, 0.05, 0.005, 0.0)},
-                     total_steps=50_000, target=475.0, title="PPO, CartPole-v1")
+hist_ppo = live.demo(ppo.train, "CartPole-v1", ppo.Config(),
+                     knobs={"lr": (1e-4, 1e-2, 1e-4), "epochs": (1, 20), "minibatches": (1, 16),
+                            "clip_eps": (0.05, 0.5, 0.05), "n_steps": [32, 128, 256],
+                            "entropy_coef": (0.0, 0.05, 0.005)},
+                     run=Run(steps=50_000, seed=0, target=475.0, eval_every=2048), title="PPO, CartPole-v1")
 print(f"solved after {hist_ppo.solved_at_steps} steps, {hist_ppo.solved_at_s:.1f} s (measured here)")
 assert hist_ppo.solved and hist_ppo.final_return >= 475.0
 
@@ -582,17 +579,11 @@ assert not hist_few.solved and hist_few.best_return < -700
 print(ppo.PENDULUM)
 
 
-def train_pendulum(callback, gamma=0.9, n_steps=256, lr=1e-3, reward_scale=0.1, epochs=10):
-    cfg = dataclasses.replace(ppo.PENDULUM, gamma=gamma, n_steps=int(n_steps), lr=lr, reward_scale=reward_scale,
-                              epochs=int(epochs))
-    return ppo.train("Pendulum-v1", cfg, Run(steps=60_000, target=-300.0, eval_every=8192, eval_episodes=10,
-                                             callback=callback))
-
-
-hist_pend = live.demo(train_pendulum, knobs={"gamma": (0.8, 0.999, 0.005, 0.9), "n_steps": [256, 64, 128, 512],
-                                             "lr": (1e-4, 1e-2, 1e-4, 1e-3),
-                                             "reward_scale": (0.01, 1.0, 0.01, 0.1), "epochs": (1, 20, 1, 10)},
-                      total_steps=60_000, target=-300.0, title="PPO, Pendulum-v1")
+hist_pend = live.demo(ppo.train, "Pendulum-v1", ppo.PENDULUM,
+                      knobs={"gamma": (0.8, 0.999, 0.005), "n_steps": [64, 128, 512], "lr": (1e-4, 1e-2, 1e-4),
+                             "reward_scale": (0.01, 1.0, 0.01), "epochs": (1, 20)},
+                      run=Run(steps=60_000, seed=0, target=-300.0, eval_every=8192, eval_episodes=10),
+                      title="PPO, Pendulum-v1")
 print(f"reached {hist_pend.final_return:.1f} after {hist_pend.solved_at_steps} steps, "
       f"{hist_pend.solved_at_s:.1f} s (measured here)")
 assert hist_pend.solved and hist_pend.final_return >= -300.0

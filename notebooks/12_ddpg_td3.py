@@ -276,17 +276,13 @@ assert bias_td3 < 0          # ... in fact pessimistic: it underestimates the st
 # the three fixes off one at a time: `twin` (clipped double Q), `target_noise` = 0 (no smoothing),
 # `policy_delay` = 1 (no delay).
 
-# %% jupyter={"source_hidden": true}
-def train_td3(callback, twin, target_noise, policy_delay, seed):
-    cfg = td3.Config(twin=twin, target_noise=target_noise, policy_delay=policy_delay)
-    return td3.train("Pendulum-v1", cfg, steps=15_000, seed=seed, target=-200, eval_every=500, eval_episodes=10,
-                     callback=callback)
-
-
 # %%
-td3_history = live.demo(train_td3, knobs={"twin": True, "target_noise": (0.0, 0.5, 0.05, 0.2),
-                                          "policy_delay": (1, 4, 1, 2), "seed": (0, 9, 1, 0)},
-                        total_steps=15_000, target=-200, title="TD3 on Pendulum-v1")
+from lecturekit.evaluation import Run
+
+td3_history = live.demo(td3.train, "Pendulum-v1", td3.Config(),
+                        knobs={"twin": None, "target_noise": (0.0, 0.5, 0.05), "policy_delay": (1, 4), "seed": (0, 9)},
+                        run=Run(steps=15_000, seed=0, target=-200, eval_every=500, eval_episodes=10),
+                        title="TD3 on Pendulum-v1")
 
 # %%
 print(td3_history.summary())
