@@ -19,6 +19,7 @@ from its seed with the same `generators` and resets its environments with it.
 from __future__ import annotations
 
 import queue
+import signal
 import time
 from dataclasses import dataclass
 
@@ -79,6 +80,8 @@ def worker(rank: int, env_id: str, cfg: A3CConfig, seed: int, shared: ActorCriti
            counter, version, lock, stop, steps: int, out: "mp.Queue") -> None:
     """One A3C worker (its own `seed`): sync, collect, compute the gradient locally, apply it to the shared
     parameters."""
+    # Ctrl-C belongs to the main process, which stops the workers through `stop`: a worker never prints a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     gen, _ = generators(seed)
     envs = make_unit_vec(env_id, cfg.n_envs)
