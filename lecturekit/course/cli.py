@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import inspect
 import json
 import os
 import platform
@@ -62,9 +63,14 @@ def stderr_progress(event: dict) -> None:
 def run_train(algo: Algo, env: str, steps: int, seed: int, target, eval_every, eval_episodes, cfg, callback=None):
     import torch
 
+    from lecturekit.evaluation import Run
+
     torch.set_num_threads(int(os.environ.get("LECTUREKIT_THREADS", "1")))
-    return algo.train(env, cfg, steps=steps, seed=seed, target=target, eval_every=eval_every,
-                      eval_episodes=eval_episodes, callback=callback)
+    run = Run(steps, seed, target, eval_every, eval_episodes, callback)
+    if "run" not in inspect.signature(algo.train).parameters:  # TEMPORARY until every algorithm takes a Run
+        return algo.train(env, cfg, steps=steps, seed=seed, target=target, eval_every=eval_every,
+                          eval_episodes=eval_episodes, callback=callback)
+    return algo.train(env, cfg, run)
 
 
 def cmd_train(args) -> int:
