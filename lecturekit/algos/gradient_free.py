@@ -27,7 +27,7 @@ import numpy as np
 
 from lecturekit.algos import Algo
 from lecturekit.envs import make_vec
-from lecturekit.evaluation import History, Monitor, Run
+from lecturekit.evaluation import History, Monitor, Run, generators
 from lecturekit.policies import LinearAgent, LinearPolicy
 
 
@@ -236,24 +236,25 @@ METHODS = {
 
 
 # ---------------------------------------------------------------------------------------------------- the loop
-def search(name: str, env_id: str, cfg=None, *, steps: int, seed: int = 0, target: float | None = None,
-           eval_every: int | None = None, eval_episodes: int | None = None, callback=None) -> History:
+def search(name: str, env_id: str, cfg=None, run: Run | None = None) -> History:
     """Run gradient-free method `name` (a key of METHODS) until the target, the step budget or the Stop button.
 
-    env_steps counts the steps of the candidates' episodes; History.model is a `LinearAgent` (the policy and theta).
+    All randomness (the initial theta, the candidates, the episodes' reset seeds) comes from the run's NumPy
+    generator (`evaluation.generators(run.seed)`).  env_steps counts the steps of the candidates' episodes;
+    History.model is a `LinearAgent` (the policy and theta).
     """
     if name not in METHODS:
         raise ValueError(f"Unknown gradient-free method '{name}'. Available: {', '.join(METHODS)}.")
     make, config_cls = METHODS[name]
-    cfg = cfg or config_cls()
-    rng = np.random.default_rng(seed)
+    cfg, run = cfg or config_cls(), run or Run()
+    _, rng = generators(run.seed)
     probe = make_vec(env_id, 1)
     policy = LinearPolicy.for_env(probe)
     probe.close()
     population, init, ask, tell, current = make(cfg)
     population = population(policy.n_params) if callable(population) else population
     envs = make_vec(env_id, population)
-    mon = Monitor(name, env_id, Run(steps, seed, target, eval_every, eval_episodes or 20, callback), config=cfg)
+    mon = Monitor(name, env_id, run, config=cfg)
     state, env_steps = init(policy.n_params, rng), 0
     try:
         while True:
@@ -271,10 +272,8 @@ def search(name: str, env_id: str, cfg=None, *, steps: int, seed: int = 0, targe
 
 
 def _train_fn(name: str):
-    def train(env_id: str, cfg=None, *, steps: int, seed: int = 0, target: float | None = None,
-              eval_every: int | None = None, eval_episodes: int | None = None, callback=None) -> History:
-        return search(name, env_id, cfg, steps=steps, seed=seed, target=target, eval_every=eval_every,
-                      eval_episodes=eval_episodes, callback=callback)
+    def train(env_id: str, cfg=None, run: Run | None = None) -> History:
+        return search(name, env_id, cfg, run)
 
     train.__name__ = train.__qualname__ = f"train_{name}"
     train.__doc__ = f"Train a linear policy with {name.replace('_', ' ')} (see `search`)."

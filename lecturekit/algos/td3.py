@@ -121,7 +121,7 @@ class Agent:
         return self.actor(obs)
 
     def explore(self, obs: Tensor, eps: Tensor) -> Tensor:
-        """Behaviour policy mu(s) + expl_noise * half_range * eps, clipped to the box; eps standard normal (N, act_dim)."""
+        """Behaviour policy: mu(s) + expl_noise * half_range * eps clipped to the box; eps ~ N(0, I), (N, act_dim)."""
         noise = self.cfg.expl_noise * self.actor.squash.half_range * eps
         return torch.clamp(self.actor(obs) + noise, self.low, self.high)
 
