@@ -62,11 +62,12 @@ class ActorCritic(nn.Module):
     actions (...) for Discrete, (..., act_dim) for Box; log-probs, entropies and values (...).
     """
 
-    def __init__(self, obs_space: gym.Space, act_space: gym.Space, hidden=(64, 64), log_std_init: float = 0.0):
+    def __init__(self, obs_space: gym.Space, act_space: gym.Space, hidden=(64, 64), log_std_init: float = 0.0,
+                 generator: torch.Generator | None = None):
         super().__init__()
         obs_dim, act_dim, self.discrete = space_dims(obs_space, act_space)
-        self.pi = mlp([obs_dim, *hidden, act_dim], out_gain=0.01)
-        self.v = mlp([obs_dim, *hidden, 1], out_gain=1.0)
+        self.pi = mlp([obs_dim, *hidden, act_dim], out_gain=0.01, generator=generator)
+        self.v = mlp([obs_dim, *hidden, 1], out_gain=1.0, generator=generator)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
 
@@ -92,16 +93,18 @@ class ActorCritic(nn.Module):
         """V_w(s), shape (...)."""
         return self.v(obs).squeeze(-1)
 
-    def act(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-        """Sample (or, if deterministic, take the greedy / mean) action: returns (action, log pi(a|s), V(s))."""
+    def act(self, obs: Tensor, deterministic: bool = False,
+            generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Sample (or, if deterministic, take the greedy / mean) action: returns (action, log pi(a|s), V(s)).
+        The sample's noise comes from `generator` (a training run passes its own)."""
         if self.discrete:
             logits = self.pi(obs)
-            a = logits.argmax(-1) if deterministic else categorical_sample(logits)
+            a = logits.argmax(-1) if deterministic else categorical_sample(logits, generator)
             logp = categorical_log_prob(logits, a)
         else:
             mu = self.pi(obs)
             log_std = self.log_std.expand_as(mu)
-            a = mu if deterministic else mu + torch.randn_like(mu) * log_std.exp()
+            a = mu if deterministic else mu + torch.randn(mu.shape, generator=generator) * log_std.exp()
             logp = gaussian_log_prob(a, mu, log_std)
         return a, logp, self.value(obs)
 
