@@ -66,7 +66,8 @@ def run_train(algo: Algo, env: str, steps: int, seed: int, target, eval_every, e
     from lecturekit.evaluation import Run
 
     torch.set_num_threads(int(os.environ.get("LECTUREKIT_THREADS", "1")))
-    run = Run(steps, seed, target, eval_every, eval_episodes, callback)
+    given = dict(target=target, eval_every=eval_every, eval_episodes=eval_episodes, callback=callback)
+    run = Run(steps, seed, **{k: v for k, v in given.items() if v is not None})  # None: Run's default
     if "run" not in inspect.signature(algo.train).parameters:  # TEMPORARY until every algorithm takes a Run
         return algo.train(env, cfg, steps=steps, seed=seed, target=target, eval_every=eval_every,
                           eval_episodes=eval_episodes, callback=callback)
