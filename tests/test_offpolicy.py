@@ -1,5 +1,6 @@
 """Shared off-policy pieces (targets, Polyak, networks, the loop, its seeding) and the TD3/DDPG update."""
 import random
+import threading
 
 import gymnasium as gym
 import numpy as np
@@ -307,6 +308,20 @@ def test_same_seed_same_history_whatever_the_global_generators_do():
         assert set(h1.model.keys()) == {"actor", "critic"} and h1.algo == cfg.name
     h3 = _short(td3, td3.Config(**small), seed=4)
     assert h3.logs["critic_loss"] != h1.logs["critic_loss"]
+
+
+def test_a_run_in_a_background_thread_ignores_the_main_threads_draws():
+    # a live demo trains in a thread while the notebook goes on drawing random numbers
+    cfg = td3.Config(warmup=200, batch_size=32, hidden=(16, 16), log_every=50)
+    alone = _short(td3, cfg)
+    out = {}
+    thread = threading.Thread(target=lambda: out.update(h=_short(td3, cfg)))
+    thread.start()
+    while thread.is_alive():
+        torch.randn(100)
+        np.random.rand(100)
+    thread.join()
+    assert out["h"].logs == alone.logs and [e[2:] for e in out["h"].evals] == [e[2:] for e in alone.evals]
 
 
 def test_the_update_is_replaceable():
