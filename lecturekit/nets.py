@@ -191,13 +191,16 @@ class TwinQ(nn.Module):
             self.biases.append(nn.Parameter(torch.zeros(2, 1, b)))
 
     def forward(self, obs: Tensor, act: Tensor) -> Tensor:
-        x = torch.cat([obs, act], dim=-1).expand(2, -1, -1)  # (2, B, in): the same input for both critics
+        return self._critics(torch.cat([obs, act], dim=-1), slice(0, 2))
+
+    def q1(self, obs: Tensor, act: Tensor) -> Tensor:
+        """Q_1(s, a) alone, (B,): what the deterministic actor climbs (Q_2 is not computed)."""
+        return self._critics(torch.cat([obs, act], dim=-1), slice(0, 1))[0]
+
+    def _critics(self, x: Tensor, which: slice) -> Tensor:
+        x = x.expand(which.stop - which.start, -1, -1)  # (k, B, in): the same input for each critic
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(b, x, w)  # b + x @ w, critic by critic
+            x = torch.baddbmm(b[which], x, w[which])  # b + x @ w, critic by critic
             if i < len(self.weights) - 1:
                 x = torch.relu(x)
         return x.squeeze(-1)
-
-    def q1(self, obs: Tensor, act: Tensor) -> Tensor:
-        """Q_1(s, a) alone, (B,): what the deterministic actor climbs."""
-        return self(obs, act)[0]

@@ -117,7 +117,7 @@ def train_off_policy(name: str, env_id: str, cfg: OffPolicyConfig, run: Run, mak
     buf = ReplayBuffer(obs_dim, act_dim, cfg.buffer_size)
     mon = Monitor(name, env_id, run, config=cfg)
     act_fn = torch_act_fn(agent.act)
-    obs = torch.as_tensor(envs.reset(seed=run.seed)[0], dtype=torch.float32)
+    obs = np.asarray(envs.reset(seed=run.seed)[0], dtype=np.float32)
     valid = np.ones(cfg.n_envs, dtype=bool)  # False for an env whose next step is an autoreset
     env_steps, n_updates, next_log, logs = 0, 0, cfg.log_every, {}
     try:
@@ -126,10 +126,14 @@ def train_off_policy(name: str, env_id: str, cfg: OffPolicyConfig, run: Run, mak
                 action = low + (high - low) * torch.rand(cfg.n_envs, act_dim, generator=gen)
             else:
                 with torch.no_grad():
-                    action = agent.explore(obs, torch.randn(cfg.n_envs, act_dim, generator=gen))
-            next_obs, reward, term, trunc, _ = envs.step(action.numpy())
-            next_obs = torch.as_tensor(next_obs, dtype=torch.float32)
-            buf.add(obs[valid], action[valid], reward[valid], next_obs[valid], term[valid], trunc[valid])
+                    action = agent.explore(torch.as_tensor(obs), torch.randn(cfg.n_envs, act_dim, generator=gen))
+            action = action.numpy()
+            next_obs, reward, term, trunc, _ = envs.step(action)
+            next_obs = np.asarray(next_obs, dtype=np.float32)
+            if valid.all():
+                buf.add(obs, action, reward, next_obs, term, trunc)
+            else:  # the reset-only steps are no transitions
+                buf.add(obs[valid], action[valid], reward[valid], next_obs[valid], term[valid], trunc[valid])
             valid = ~(term | trunc)
             obs = next_obs
             env_steps += cfg.n_envs

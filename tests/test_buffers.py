@@ -63,7 +63,7 @@ def test_sample_shapes_and_dtypes():
     assert b.obs.shape == (32, 3) and b.next_obs.shape == (32, 3) and b.action.shape == (32, 2)
     assert b.reward.shape == (32,) and b.terminated.shape == (32,) and b.truncated.shape == (32,)
     assert all(t.dtype == torch.float32 for t in b)
-    assert buf.obs.dtype == torch.float32 and buf.terminated.dtype == torch.float32
+    assert buf.obs.dtype == np.float32 and buf.terminated.dtype == np.float32
 
 
 def test_samples_only_stored_transitions_uniformly():
@@ -96,7 +96,8 @@ def test_terminated_stops_the_bootstrap_but_truncated_does_not():
     buf.add([0.0], [0.0], 1.0, [1.0], terminated=True, truncated=False)   # the MDP ended
     buf.add([0.0], [0.0], 1.0, [1.0], terminated=False, truncated=True)   # a time limit cut the episode
     assert buf.terminated[:2].tolist() == [1, 0] and buf.truncated[:2].tolist() == [0, 1]
-    b = Batch(*(a[:2] for a in (buf.obs, buf.action, buf.reward, buf.next_obs, buf.terminated, buf.truncated)))
+    b = Batch(*(torch.from_numpy(a[:2]) for a in
+                (buf.obs, buf.action, buf.reward, buf.next_obs, buf.terminated, buf.truncated)))
     # y = r + 0.9 * (1 - terminated) * Q(s') with Q(s') = 10: 1 for the terminal step, 1 + 9 = 10 for the truncated one
     y = td_target(b.reward, b.terminated, torch.full((2,), 10.0), 0.9)
     assert y.tolist() == pytest.approx([1.0, 10.0])

@@ -268,15 +268,15 @@ def test_loop_stores_real_transitions_only(monkeypatch):
     hist = op.train_off_policy("rec", "lecturekit_test/Counter-v0", cfg, run, make, record_update, noise)
     buf = buffers[0]
     n = len(buf)
-    obs, nxt = buf.obs[:n].numpy(), buf.next_obs[:n].numpy()
+    obs, nxt = buf.obs[:n], buf.next_obs[:n]
     # 60 steps in 2 envs = 30 vector steps; every episode is 3 or 4 steps and is followed by one reset-only step
     assert 0 < n < 60
     assert np.all(nxt[:, 0] == obs[:, 0] + 1)  # no (final obs -> reset obs) transition was stored
-    assert np.all(buf.reward[:n].numpy() == nxt[:, 0])
+    assert np.all(buf.reward[:n] == nxt[:, 0])
     even, odd = nxt[:, 1] == 0, nxt[:, 1] == 1
-    assert np.array_equal(buf.terminated[:n].numpy() == 1, even & (nxt[:, 0] == 3))
-    assert np.array_equal(buf.truncated[:n].numpy() == 1, odd & (nxt[:, 0] == 4))
-    assert not np.any((buf.terminated[:n].numpy() == 1) & odd)  # truncation never counts as termination
+    assert np.array_equal(buf.terminated[:n] == 1, even & (nxt[:, 0] == 3))
+    assert np.array_equal(buf.truncated[:n] == 1, odd & (nxt[:, 0] == 4))
+    assert not np.any((buf.terminated[:n] == 1) & odd)  # truncation never counts as termination
     # updates start once the warm-up's 10 env steps are done: 2 per vector step (2 envs) for the vector steps
     # that end at env steps 10, 12, ..., 60, i.e. 26 * 2 = 52; each gets fresh noise of shape (B, act_dim)
     assert agents[0].batches == 52 and hist.env_steps == 60 and hist.algo == "rec"

@@ -135,13 +135,14 @@ def update(agent: Agent, b: Batch, step: int, noise: Tensor) -> dict:
     cfg = agent.cfg
     with torch.no_grad():
         a2 = smoothed_target_action(agent.actor_targ, b.next_obs, noise, cfg.target_noise, cfg.noise_clip)
-        next_q1, next_q2 = agent.critic_targ(b.next_obs, a2)
-        if cfg.twin:
-            y = clipped_double_q_target(b.reward, b.terminated, next_q1, next_q2, cfg.gamma)
-        else:
-            y = td_target(b.reward, b.terminated, next_q1, cfg.gamma)
-    q1, q2 = agent.critic(b.obs, b.action)
-    loss_q = critic_loss(y, q1, q2) if cfg.twin else critic_loss(y, q1)
+    if cfg.twin:  # clipped double Q: both critics regress on the smaller target estimate
+        y = clipped_double_q_target(b.reward, b.terminated, *agent.critic_targ(b.next_obs, a2), cfg.gamma)
+        q1, q2 = agent.critic(b.obs, b.action)
+        loss_q = critic_loss(y, q1, q2)
+    else:  # DDPG: one critic, Q_1
+        y = td_target(b.reward, b.terminated, agent.critic_targ.q1(b.next_obs, a2), cfg.gamma)
+        q1 = agent.critic.q1(b.obs, b.action)
+        loss_q = critic_loss(y, q1)
     agent.critic_opt.zero_grad()
     loss_q.backward()
     agent.critic_opt.step()
