@@ -13,10 +13,13 @@ standard normals it needs from the run's torch generator, each algorithm's `draw
 many.  The agent holds the networks, their optimizers and `cfg`:
 - TD3 and DDPG (`algos/td3.py`; DDPG = TD3 with twin=False, target_noise=0, policy_delay=1, `td3.DDPGConfig`):
   noise is a standard-normal (B, act_dim) tensor for the target smoothing; agent has actor, critic (a `nets.TwinQ`:
-  critic(obs, act) -> (2, B), Q_1 and Q_2), actor_targ, critic_targ, actor_opt, critic_opt, cfg.
+  critic(obs, act) -> (2, B), Q_1 and Q_2; critic.q1(obs, act) -> (B,)), actor_targ, critic_targ, actor_opt,
+  critic_opt, cfg.
 - SAC (`algos/sac.py`): noise = (eps_next, eps_now), standard normals (B, act_dim) each, eps_next for a' at s'
   (the target), eps_now for the reparameterised action at s; agent has actor (a `nets.SquashedGaussianActor`:
   actor(obs, eps) -> (action, log pi)), critic, critic_targ, log_alpha, actor_opt, critic_opt, alpha_opt, cfg.
+For example `td3.train("Pendulum-v1", run=Run(steps=20_000, target=-200), update=my_update)` trains TD3 with
+`my_update`; the returned diagnostics are logged every `cfg.log_every` env steps (the latest value of each key).
 """
 from __future__ import annotations
 
