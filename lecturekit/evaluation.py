@@ -247,3 +247,27 @@ class Monitor:
         h.model = model
         getattr(self._evaluate, "close", lambda: None)()
         return h
+
+
+def critic_bias(actor: Callable, q: Callable, env_id: str, episodes: int, seed: int, gamma: float,
+                horizon: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """A critic's estimate Q(s0, mu(s0)) and the discounted return the deterministic policy mu really collects from
+    s0 (Monte Carlo, `horizon` steps: gamma**horizon is negligible), for `episodes` start states reset(seed + i).
+
+    actor: obs tensor (n, obs_dim) -> actions (n, act_dim); q(obs, act) -> (n,).  Returns (q_estimates,
+    mc_returns), both of shape (episodes,); their difference is the critic's bias (notebook 12).
+    """
+    envs = make_vec(env_id, episodes, max_episode_steps=horizon)
+    obs, _ = envs.reset(seed=seed)
+    obs = torch.as_tensor(obs, dtype=torch.float32)
+    with torch.no_grad():
+        q0 = q(obs, actor(obs)).numpy().astype(np.float64)
+        ret, disc, running = np.zeros(episodes), 1.0, np.ones(episodes, dtype=bool)
+        while running.any():
+            obs, r, term, trunc, _ = envs.step(actor(obs).numpy())
+            obs = torch.as_tensor(obs, dtype=torch.float32)
+            ret += np.where(running, disc * r, 0.0)
+            disc *= gamma
+            running &= ~(term | trunc)
+    envs.close()
+    return q0, ret

@@ -1,7 +1,10 @@
 """Small networks.  Lecture: "Deep policy gradient methods" (actor networks) and "Actor-Critic Architectures".
 
 A softmax head for discrete actions, a Gaussian head (state-independent log std) for continuous ones, and a
-separate value network V_w(s) as the critic.
+separate value network V_w(s) as the critic.  The off-policy actor-critics' networks (a deterministic actor, a
+tanh-squashed Gaussian actor, twin Q-critics) are in the last block.
+
+Every constructor takes an optional `generator`: a training run initialises its networks from its own generator.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from lecturekit.distributions import (
     categorical_sample,
     gaussian_entropy,
     gaussian_log_prob,
+    squashed_gaussian_log_prob,
 )
 
 
@@ -119,3 +123,100 @@ def greedy_act_fn(model: ActorCritic, act_space: gym.Space):
         return from_unit(a, act_space.low, act_space.high) if rescale else a
 
     return act
+
+
+# ------------------------------------------------------------------------ off-policy actor-critics (DDPG, TD3, SAC)
+class SquashToBox(nn.Module):
+    """a = center + half_range * tanh(u): maps any pre-activation u (..., act_dim) into the box [low, high]."""
+
+    def __init__(self, low, high):
+        super().__init__()
+        low, high = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
+        self.register_buffer("center", (high + low) / 2)
+        self.register_buffer("half_range", (high - low) / 2)
+
+    def forward(self, u: Tensor) -> Tensor:
+        return self.center + self.half_range * torch.tanh(u)
+
+
+class DeterministicActor(nn.Module):
+    """mu_theta(s) = center + half_range * tanh(net(s)): a deterministic action inside the box [low, high].
+
+    Lecture: "Deep Deterministic Policy Gradient (DDPG)", actor.  Shapes: obs (..., obs_dim) -> action (..., act_dim).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, low, high, hidden=(64, 64), generator=None):
+        super().__init__()
+        self.net = mlp([obs_dim, *hidden, act_dim], activation=nn.ReLU, generator=generator)
+        self.squash = SquashToBox(low, high)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.squash(self.net(obs))
+
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # keeps sigma in [0.007, 7.4]: no exploding log-probs, no vanishing noise
+
+
+class SquashedGaussianActor(nn.Module):
+    """pi_theta(a|s): a = center + half_range * tanh(u),  u = mu_theta(s) + sigma_theta(s) eps,  eps ~ N(0, I).
+
+    Lecture: "SAC: Implementation Tricks" (state-dependent diagonal Gaussian, squashed by tanh).
+    `forward(obs, eps)` returns the reparameterized sample and its log-density, both differentiable in theta:
+    action (B, act_dim) in the environment's box, logp (B,) the log-density of tanh(u) in [-1, 1] units (the affine
+    map to the box only shifts it by the constant -sum log half_range, and SAC's target entropy -dim(A) is meant in
+    these units).  `eps` is standard normal (B, act_dim), drawn by the caller; eps=None gives the mode
+    center + half_range * tanh(mu) (and log pi at u = mu).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, low, high, hidden=(64, 64), generator=None):
+        super().__init__()
+        self.net = mlp([obs_dim, *hidden, 2 * act_dim], activation=nn.ReLU, generator=generator)
+        self.squash = SquashToBox(low, high)
+
+    def dist_params(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """(mu, log_std) of the pre-tanh Gaussian, each (..., act_dim); log_std clamped to [-5, 2]."""
+        mu, log_std = self.net(obs).chunk(2, dim=-1)
+        return mu, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def forward(self, obs: Tensor, eps: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        mu, log_std = self.dist_params(obs)
+        u = mu if eps is None else mu + log_std.exp() * eps  # reparameterization: the noise comes from outside
+        return self.squash(u), squashed_gaussian_log_prob(u, mu, log_std)
+
+
+class TwinQ(nn.Module):
+    """Two critics Q_phi1(s, a), Q_phi2(s, a) (clipped double Q-learning), evaluated as ONE batched network.
+
+    Layer k holds both critics' weights stacked, W_k (2, in, out) and b_k (2, 1, out), so one batched matrix
+    product per layer (`torch.baddbmm`) evaluates both; the critics share no parameter and are initialised
+    independently (like `mlp`: orthogonal, ReLU between layers).  Lecture: "TD3", clipped double Q-learning.
+
+    Shapes: obs (B, obs_dim), act (B, act_dim) -> (2, B): row 0 is Q_1, row 1 is Q_2, so
+    `q1, q2 = critic(obs, act)` unpacks them.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(64, 64), generator=None):
+        super().__init__()
+        sizes = [obs_dim + act_dim, *hidden, 1]
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            w = torch.empty(2, a, b)
+            for k in range(2):
+                nn.init.orthogonal_(w[k], gain=1.0 if i == len(sizes) - 2 else np.sqrt(2), generator=generator)
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(torch.zeros(2, 1, b)))
+
+    def forward(self, obs: Tensor, act: Tensor) -> Tensor:
+        return self._critics(torch.cat([obs, act], dim=-1), slice(0, 2))
+
+    def q1(self, obs: Tensor, act: Tensor) -> Tensor:
+        """Q_1(s, a) alone, (B,): what the deterministic actor climbs (Q_2 is not computed)."""
+        return self._critics(torch.cat([obs, act], dim=-1), slice(0, 1))[0]
+
+    def _critics(self, x: Tensor, which: slice) -> Tensor:
+        x = x.expand(which.stop - which.start, -1, -1)  # (k, B, in): the same input for each critic
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b[which], x, w[which])  # b + x @ w, critic by critic
+            if i < len(self.weights) - 1:
+                x = torch.relu(x)
+        return x.squeeze(-1)

@@ -18,6 +18,7 @@ import numpy as np
 from lecturekit.course import live
 from lecturekit.algos import gradient_free as gf
 from lecturekit.envs import make_vec
+from lecturekit.evaluation import Run
 from lecturekit.policies import LinearPolicy
 
 # %% [markdown]
@@ -98,7 +99,8 @@ assert cem_history.solved_at_steps <= 60_000
 
 # %% jupyter={"source_hidden": true}
 BUDGET, SEEDS = 100_000, (0, 1, 2)
-runs = {name: [gf.search(name, "CartPole-v1", steps=BUDGET, seed=s, target=475.0, eval_every=2500) for s in SEEDS]
+runs = {name: [gf.search(name, "CartPole-v1", run=Run(steps=BUDGET, seed=s, target=475.0, eval_every=2500))
+               for s in SEEDS]
         for name in gf.METHODS}
 
 # %% jupyter={"source_hidden": true}

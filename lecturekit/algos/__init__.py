@@ -38,6 +38,22 @@ A3C        no seam: its update is split between worker processes and a shared op
 Box (`envs.make_unit_vec`).  The returned dict holds scalar diagnostics (floats), logged by the `Monitor` into
 `History.logs`; a NaN or inf stops training with `TrainingDiverged`.  Same knob, same name everywhere:
 `gamma`, `gae_lambda`, `entropy_coef`, `normalize_adv`, `value_coef`, `max_grad_norm`.
+
+Off-policy (TD3, DDPG, SAC; the loop is `lecturekit.offpolicy.train_off_policy`).  The update is a plain function
+    update(agent, batch: buffers.Batch, step: int, noise) -> dict of float diagnostics
+called once per gradient step with a replay minibatch (obs, next_obs (B, obs_dim); action (B, act_dim); reward,
+terminated, truncated (B,)) and `step` counting updates from 0.  It must not draw random numbers: the loop draws the
+standard normals it needs from the run's torch generator, each algorithm's `draw_noise(B, act_dim, gen)` saying how
+many.  The agent holds the networks, their optimizers and `cfg`:
+- TD3 and DDPG (`algos/td3.py`; DDPG = TD3 with twin=False, target_noise=0, policy_delay=1, `td3.DDPGConfig`):
+  noise is a standard-normal (B, act_dim) tensor for the target smoothing; agent has actor, critic (a `nets.TwinQ`:
+  critic(obs, act) -> (2, B), Q_1 and Q_2; critic.q1(obs, act) -> (B,)), actor_targ, critic_targ, actor_opt,
+  critic_opt, cfg.
+- SAC (`algos/sac.py`): noise = (eps_next, eps_now), standard normals (B, act_dim) each, eps_next for a' at s'
+  (the target), eps_now for the reparameterised action at s; agent has actor (a `nets.SquashedGaussianActor`:
+  actor(obs, eps) -> (action, log pi)), critic, critic_targ, log_alpha, actor_opt, critic_opt, alpha_opt, cfg.
+For example `td3.train("Pendulum-v1", run=Run(steps=20_000, target=-200), update=my_update)` trains TD3 with
+`my_update`; the returned diagnostics are logged every `cfg.log_every` env steps (the latest value of each key).
 """
 from __future__ import annotations
 
@@ -51,7 +67,7 @@ class Algo:
     """One entry of the training command line and of the benchmark."""
 
     name: str               # command-line name, e.g. "a2c"
-    train: Callable         # train(env_id, cfg=None, run=None) -> History (see the module docstring)
+    train: Callable         # train(env_id, cfg=None, run=None, *, update=update) -> History
     config: type            # the Config dataclass (defaults solve the benchmark task)
     bench_env: str          # benchmark task
     bench_target: float     # mean deterministic evaluation return that counts as solved
@@ -72,16 +88,10 @@ class Algo:
 
 def call_train(train: Callable, env_id: str, cfg=None, run=None):
     """`train(env_id, cfg, run)`: the one place where the command line, the benchmark and the live demos call an
-    algorithm.  (A `train` still written with the run options as keywords gets them spelt out.)"""
-    import inspect
-
+    algorithm."""
     from lecturekit.evaluation import Run
 
-    run = run if run is not None else Run()
-    if "run" in inspect.signature(train).parameters:
-        return train(env_id, cfg, run)
-    return train(env_id, cfg, steps=run.steps, seed=run.seed, target=run.target, eval_every=run.eval_every,
-                 eval_episodes=run.eval_episodes, callback=run.callback)
+    return train(env_id, cfg, run if run is not None else Run())
 
 
 # The registry, in lecture order: name -> (module of `lecturekit.algos` whose `ALGOS` holds it, one line for --help).
@@ -98,7 +108,7 @@ CATALOG = {
     "a3c": ("a3c", "asynchronous advantage actor-critic (worker processes, shared Adam)"),
     "trpo": ("trpo", "TRPO: natural gradient by conjugate gradient, KL-constrained line search"),
     "ppo": ("ppo", "PPO: clipped surrogate, GAE, epochs of shuffled minibatches"),
-    "ddpg": ("ddpg", "DDPG: deterministic actor, Q critic, replay and target networks"),
+    "ddpg": ("td3", "DDPG: deterministic actor, Q critic, replay and target networks"),
     "td3": ("td3", "TD3: twin critics, target smoothing, delayed actor (continuous actions)"),
     "sac": ("sac", "soft actor-critic: entropy-regularised, reparameterized, twin critics"),
 }

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from lecturekit.course.checking import Check, CheckFailed, checker, describe
-from lecturekit.offpolicy import clipped_double_q_target as _td3_target
+from lecturekit.algos.td3 import clipped_double_q_target as _td3_target
 from lecturekit.offpolicy import polyak_update as _polyak_update
 
 
