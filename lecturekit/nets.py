@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lecturekit.envs import bounded_box, from_unit
 from lecturekit.distributions import (
     categorical_entropy,
     categorical_log_prob,
@@ -19,18 +20,19 @@ from lecturekit.distributions import (
 )
 
 
-def mlp(sizes, activation=nn.Tanh, out_gain: float = 1.0) -> nn.Sequential:
+def mlp(sizes, activation=nn.Tanh, out_gain: float = 1.0, generator: torch.Generator | None = None) -> nn.Sequential:
     """Fully connected network sizes[0] -> ... -> sizes[-1] with `activation` between layers (none after the last).
 
-    Orthogonal initialisation (gain sqrt(2) for hidden layers, `out_gain` for the last), zero biases.
+    Orthogonal initialisation (gain sqrt(2) for hidden layers, `out_gain` for the last) drawn from `generator`
+    (the global torch generator if None), zero biases.  With a generator, nothing is drawn from the global one.
     """
     if len(sizes) < 2:
         raise ValueError(f"mlp needs at least input and output sizes, got {sizes}")
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        lin = nn.Linear(a, b)
+        lin = nn.utils.skip_init(nn.Linear, a, b)  # no default init: it would draw from the global generator
         last = i == len(sizes) - 2
-        nn.init.orthogonal_(lin.weight, gain=out_gain if last else np.sqrt(2))
+        nn.init.orthogonal_(lin.weight, gain=out_gain if last else np.sqrt(2), generator=generator)
         nn.init.zeros_(lin.bias)
         layers.append(lin)
         if not last:
@@ -55,13 +57,16 @@ class ActorCritic(nn.Module):
     Discrete actions: the actor outputs logits (softmax policy).  Box actions: the actor outputs the mean of a
     diagonal Gaussian whose log std is a learned, state-independent parameter.  Shapes: obs (..., obs_dim);
     actions (...) for Discrete, (..., act_dim) for Box; log-probs, entropies and values (...).
+    The initial weights and the sampled actions come from the `generator`s passed in (a run's, see
+    `evaluation.generators`), never from the global torch generator when one is given.
     """
 
-    def __init__(self, obs_space: gym.Space, act_space: gym.Space, hidden=(64, 64), log_std_init: float = 0.0):
+    def __init__(self, obs_space: gym.Space, act_space: gym.Space, hidden=(64, 64), log_std_init: float = 0.0,
+                 generator: torch.Generator | None = None):
         super().__init__()
         obs_dim, act_dim, self.discrete = space_dims(obs_space, act_space)
-        self.pi = mlp([obs_dim, *hidden, act_dim], out_gain=0.01)
-        self.v = mlp([obs_dim, *hidden, 1], out_gain=1.0)
+        self.pi = mlp([obs_dim, *hidden, act_dim], out_gain=0.01, generator=generator)
+        self.v = mlp([obs_dim, *hidden, 1], out_gain=1.0, generator=generator)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
 
@@ -87,15 +92,30 @@ class ActorCritic(nn.Module):
         """V_w(s), shape (...)."""
         return self.v(obs).squeeze(-1)
 
-    def act(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-        """Sample (or, if deterministic, take the greedy / mean) action: returns (action, log pi(a|s), V(s))."""
+    def act(self, obs: Tensor, deterministic: bool = False,
+            generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Sample from `generator` (or, if deterministic, take the greedy / mean) action: returns
+        (action, log pi(a|s), V(s))."""
         if self.discrete:
             logits = self.pi(obs)
-            a = logits.argmax(-1) if deterministic else categorical_sample(logits)
+            a = logits.argmax(-1) if deterministic else categorical_sample(logits, generator)
             logp = categorical_log_prob(logits, a)
         else:
-            mu = self.pi(obs)
-            log_std = self.log_std.expand_as(mu)
-            a = mu if deterministic else mu + torch.randn_like(mu) * log_std.exp()
+            mu, log_std = self.dist_params(obs)
+            a = mu if deterministic else mu + torch.randn(mu.shape, generator=generator) * log_std.exp()
             logp = gaussian_log_prob(a, mu, log_std)
         return a, logp, self.value(obs)
+
+
+def greedy_act_fn(model: ActorCritic, act_space: gym.Space):
+    """NumPy act_fn for evaluation: arg max of the logits, or the Gaussian mean mapped from [-1, 1] units onto the
+    bounds of `act_space` (the environment's own space: see `envs.make_unit_vec`)."""
+    rescale = bounded_box(act_space)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():  # the actor alone: arg max of the logits, or the Gaussian mean
+            out = model.dist_params(torch.as_tensor(np.asarray(obs, dtype=np.float32)))
+            a = out.argmax(-1).numpy() if model.discrete else out[0].numpy()
+        return from_unit(a, act_space.low, act_space.high) if rescale else a
+
+    return act

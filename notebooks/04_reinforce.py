@@ -23,6 +23,7 @@ import torch
 
 from lecturekit.course import live
 from lecturekit.algos import reinforce
+from lecturekit.evaluation import Run
 from lecturekit.returns import discounted_returns
 
 # %% [markdown]
@@ -143,8 +144,7 @@ assert cos > 0.95, cos
 # %%
 def train_cartpole(callback, lr, n_episodes, baseline, seed):
     cfg = reinforce.Config(lr=lr, n_episodes=n_episodes, baseline=baseline)
-    return reinforce.train("CartPole-v1", cfg, steps=100_000, seed=seed, target=475, eval_every=4000,
-                           callback=callback)
+    return reinforce.train("CartPole-v1", cfg, Run(steps=100_000, seed=seed, target=475, eval_every=4000, callback=callback))
 
 
 history = live.demo(train_cartpole,

@@ -180,11 +180,10 @@ assert ratio > 2
 
 # %%
 from lecturekit.algos import reinforce
+from lecturekit.evaluation import Run
 
 seeds, budget = [0, 1, 2], 50_000
-jobs = {(b, seed): (lambda cb, b=b, seed=seed: reinforce.train(
-            "CartPole-v1", reinforce.Config(baseline=b), steps=budget, seed=seed, eval_every=5000, eval_episodes=10,
-            callback=cb))
+jobs = {(b, seed): (lambda cb, b=b, seed=seed: reinforce.train("CartPole-v1", reinforce.Config(baseline=b), Run(steps=budget, seed=seed, eval_every=5000, eval_episodes=10, callback=cb)))
         for b in ["none", "mean", "value"] for seed in seeds}
 runs = live.sweep(jobs, steps_per_run=budget, target=475, title="REINFORCE on CartPole: baseline none / mean / value")
 

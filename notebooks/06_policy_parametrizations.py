@@ -24,6 +24,7 @@ import torch
 
 from lecturekit.course import live
 from lecturekit.algos import reinforce
+from lecturekit.evaluation import Run
 from lecturekit.distributions import gaussian_log_prob
 from lecturekit.policies import gaussian_score, softmax, softmax_score
 
@@ -73,8 +74,7 @@ print("score of action 0:", softmax_score(h, 0).round(4), "(sums to 0: probabili
 # right as a function of the pole's angle and angular velocity (cart at rest in the middle).
 
 # %%
-h_cart = live.watch(lambda cb: reinforce.train("CartPole-v1", reinforce.Config(), steps=100_000, seed=0, target=475,
-                                                eval_every=4000, callback=cb),
+h_cart = live.watch(lambda cb: reinforce.train("CartPole-v1", reinforce.Config(), Run(steps=100_000, seed=0, target=475, eval_every=4000, callback=cb)),
                     total_steps=100_000, target=475, title="REINFORCE, softmax policy on CartPole")
 print(h_cart.summary())
 assert h_cart.solved
@@ -189,11 +189,10 @@ alpha = 0.02
 
 
 def train_bandit(callback, state_std, lr, seed=0):
-    # normalize=False: the entropy bonus must be weighed against the rewards themselves, not rescaled ones
-    cfg = reinforce.Config(n_episodes=64, lr=lr, hidden=(32, 32), state_std=state_std, ent_coef=alpha,
-                           log_std_init=-2.0, min_log_std=-5.0, normalize=False)
-    return reinforce.train("lecturekit-nb06/PrecisionBandit-v0", cfg, steps=20_000, seed=seed, eval_every=2000,
-                           eval_episodes=200, callback=callback)
+    # normalize_adv=False: the entropy bonus must be weighed against the rewards themselves, not rescaled ones
+    cfg = reinforce.Config(n_episodes=64, lr=lr, hidden=(32, 32), state_std=state_std, entropy_coef=alpha,
+                           log_std_init=-2.0, min_log_std=-5.0, normalize_adv=False)
+    return reinforce.train("lecturekit-nb06/PrecisionBandit-v0", cfg, Run(steps=20_000, seed=seed, eval_every=2000, eval_episodes=200, callback=callback))
 
 
 runs = {True: live.demo(train_bandit, knobs={"state_std": True, "lr": (1e-3, 3e-2, 1e-3, 1e-2)},

@@ -25,6 +25,7 @@ import numpy as np
 import lecturekit.envs  # noqa: F401  (registers the course environments)
 from lecturekit.course import live
 from lecturekit.algos import reinforce
+from lecturekit.evaluation import Run
 from lecturekit.envs import inventory, pricing
 
 # %% [markdown]
@@ -113,8 +114,7 @@ PRICING_STEPS = 120_000
 def train_pricing(callback, lr=2e-3, n_episodes=32, baseline="value", log_std_init=-1.5, seed=0):
     cfg = reinforce.Config(lr=lr, n_episodes=n_episodes, baseline=baseline, log_std_init=log_std_init, gamma=0.99,
                            vf_iters=2, hidden=(64, 64))
-    return reinforce.train("lecturekit/DynamicPricing-v0", cfg, steps=PRICING_STEPS, seed=seed,
-                           eval_every=20_000, eval_episodes=50, callback=callback)
+    return reinforce.train("lecturekit/DynamicPricing-v0", cfg, Run(steps=PRICING_STEPS, seed=seed, eval_every=20_000, eval_episodes=50, callback=callback))
 
 
 pricing_history = live.demo(train_pricing,
@@ -204,8 +204,7 @@ INVENTORY_STEPS = 100_000
 def train_inventory(callback, lr=3e-3, n_episodes=32, baseline="value", log_std_init=-0.5, seed=0):
     cfg = reinforce.Config(lr=lr, n_episodes=n_episodes, baseline=baseline, log_std_init=log_std_init, gamma=0.99,
                            vf_iters=2, hidden=(64, 64))
-    return reinforce.train("lecturekit/InventoryControl-v0", cfg, steps=INVENTORY_STEPS, seed=seed,
-                           eval_every=20_000, eval_episodes=50, callback=callback)
+    return reinforce.train("lecturekit/InventoryControl-v0", cfg, Run(steps=INVENTORY_STEPS, seed=seed, eval_every=20_000, eval_episodes=50, callback=callback))
 
 
 inventory_history = live.demo(train_inventory,

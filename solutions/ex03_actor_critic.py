@@ -118,7 +118,8 @@ check_a2c_loss(a2c_loss)
 # observation. Giving that step the "reward" $V_w(s_\text{final})$ and marking it terminal makes your function do
 # the right thing on both kinds of episode end: a *truncated* step (time limit) gets
 # $r_t + \gamma V_w(s_\text{final})$, because the pole was still up and the future is not zero, while a *terminated*
-# step gets $r_t$ alone. (`Rollout.returns` in `lecturekit` does exactly this.)
+# step gets $r_t$ alone. `Rollout.rewards_and_dones()` in `lecturekit` does exactly this (and `Rollout.returns`
+# uses it).
 
 # %% tags=["uses-answer"]
 from lecturekit.envs import make_vec
@@ -133,9 +134,8 @@ state = start(envs, seed=0)
 curve = []
 for update in range(1, 101):
     ro = collect(envs, model, state, T=16)
-    values = ro.values.numpy()
-    R = bootstrapped_returns(np.where(ro.valid, ro.rewards, values), np.where(ro.valid, ro.terminated, True),
-                             ro.last_value, 0.99)
+    rewards, terminated = ro.rewards_and_dones()  # autoreset steps: reward V(final obs), terminal
+    R = bootstrapped_returns(rewards, terminated, ro.last_value, 0.99)
     m = torch.as_tensor(ro.valid)
     obs, act = ro.obs[m], ro.actions[m]
     loss = a2c_loss(model.log_prob(obs, act), model.value(obs), torch.as_tensor(R, dtype=torch.float32)[m],

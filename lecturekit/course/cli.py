@@ -63,8 +63,14 @@ def run_train(algo: Algo, env: str, steps: int, seed: int, target, eval_every, e
     import torch
 
     torch.set_num_threads(int(os.environ.get("LECTUREKIT_THREADS", "1")))
-    return algo.train(env, cfg, steps=steps, seed=seed, target=target, eval_every=eval_every,
-                      eval_episodes=eval_episodes, callback=callback)
+    import inspect
+
+    from lecturekit.evaluation import Run
+
+    if "run" not in inspect.signature(algo.train).parameters:  # transitional: algorithms not yet on the Run API
+        return algo.train(env, cfg, steps=steps, seed=seed, target=target, eval_every=eval_every,
+                          eval_episodes=eval_episodes, callback=callback)
+    return algo.train(env, cfg, Run(steps, seed, target, eval_every, eval_episodes or 20, callback))
 
 
 def cmd_train(args) -> int:
