@@ -171,7 +171,7 @@ def test_returns_no_dict():
     def update(agent, batch, step, noise):
         student_update(agent, batch, step, noise)
 
-    with pytest.raises(CheckFailed, match="forget the `return`"):
+    with pytest.raises(CheckFailed, match="return the diagnostics dict"):
         check_td3_update(update, train=False)
 
 
@@ -180,5 +180,5 @@ def test_batch_changed_in_place():
         batch.reward.mul_(2)
         return student_update(agent, batch, step, noise)
 
-    with pytest.raises(CheckFailed, match="must not change the batch"):
+    with pytest.raises(CheckFailed, match="your update modified batch"):
         check_td3_update(update, train=False)

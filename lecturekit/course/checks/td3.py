@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import time
 
 import gymnasium as gym
 import numpy as np
@@ -12,7 +11,8 @@ from torch import nn
 
 from lecturekit.algos import td3 as _td3
 from lecturekit.buffers import Batch
-from lecturekit.course.checking import NOT_IMPLEMENTED, Check, CheckFailed, checker, describe
+from lecturekit.course.checking import Check, CheckFailed, checker, describe
+from lecturekit.course.updatecheck import Mistake, Trial, check_training, check_update
 from lecturekit.offpolicy import clipped_double_q_target as _td3_target
 from lecturekit.offpolicy import polyak_update as _polyak_update
 
@@ -187,18 +187,16 @@ def check_polyak_update(fn) -> None:
 # =====================================================================================================================
 # Build-it: the whole TD3 update (DDPG is the case twin=False, target_noise=0, policy_delay=1)
 #
-# Three layers.  (1) One update on a fixed batch with fixed noise, from an agent that has trained a little (its
-# optimizers have state, its parameters hold the gradients of the last update, its target networks differ from the
-# online ones): every parameter, target parameter and optimizer state must land where the reference puts it, within
-# rtol = 1e-4, atol = 1e-6 (float32; Adam's moments expose the gradients themselves).  The critic step may come before
-# or after the actor step.  (2) When it does not, the checker names the piece that differs, from what the update did
-# (which networks it called on which inputs, which parameters moved, whether the targets got gradients) and from a
-# catalogue of silent bugs each re-enacted on the same agent.  (3) The update trains Pendulum-v1 through the seam.
-# The pieces below are shared with the SAC checker (`checks/sac.py`).
+# Three layers, on the machinery of `lecturekit.course.updatecheck`.  (1) One update on a fixed batch with fixed
+# smoothing noise, from an agent that has trained a little (warm Adam state, the last update's gradients still in
+# .grad, target networks that differ from the online ones): the gradients each optimizer sees, the parameter and
+# target-parameter changes and the optimizer states must equal the reference's within rtol 1e-4 (relative to the
+# size of each change).  The critic step may come before or after the actor step.  (2) Before that comparison, what
+# the update did is watched: the networks it called on s' and the target action a' it gave the target critics, and
+# whether the critic loss reached the target networks (the fixture's targets require grad so that it shows); after
+# it, a catalogue of silent bugs, each re-enacted on the same agent, names the one the update matches.  (3) The
+# update trains Pendulum-v1 through the seam.  The fixtures and the recorder are shared with `checks/sac.py`.
 # =====================================================================================================================
-UPDATE_RTOL, UPDATE_ATOL = 1e-4, 1e-6  # parameters and optimizer states after one update (float32)
-
-
 def _fixture_spaces(act_dim: int = 2):
     """A Pendulum-like task: 3-D observations, a 2-D action box with different half-ranges (2 and 1)."""
     obs = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
@@ -225,59 +223,16 @@ def _fixture_noise(seed: int, b: int = 32, act_dim: int = 2) -> torch.Tensor:
     return noise
 
 
-def _randomize(module: nn.Module, seed: int, scale: float = 1.0) -> None:
-    """Independent random weights (targets that differ from the online networks, as after some training)."""
+def _randomize(module: nn.Module, seed: int) -> None:
+    """Perturb the weights (target networks that differ from the online ones, as after some training)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
-            p.add_(scale * 0.3 * torch.randn(p.shape, generator=g))
-
-
-def _state(agent, names) -> dict:
-    """Clones of everything an update may move: parameters, optimizer moments and step counts, tensors."""
-    out = {}
-    for name in names:
-        obj = getattr(agent, name, None)
-        if isinstance(obj, nn.Module):
-            for k, p in obj.named_parameters():
-                out[(name, k)] = p.detach().clone()
-        elif isinstance(obj, torch.optim.Optimizer):
-            params = [p for group in obj.param_groups for p in group["params"]]
-            for i, p in enumerate(params):
-                for k, v in obj.state.get(p, {}).items():
-                    if isinstance(v, torch.Tensor):
-                        out[(name, f"param {i} {k}")] = v.detach().clone().float()
-        elif isinstance(obj, torch.Tensor):
-            out[(name, "value")] = obj.detach().clone()
-    return out
-
-
-def _copy_agent(agent):
-    """A deep copy that keeps what deepcopy drops: the gradients left in .grad by the last update."""
-    new = copy.deepcopy(agent)
-    for name, obj in vars(agent).items():
-        if isinstance(obj, nn.Module):
-            pairs = zip(obj.parameters(), getattr(new, name).parameters())
-        elif isinstance(obj, torch.Tensor) and obj.requires_grad:
-            pairs = [(obj, getattr(new, name))]
-        else:
-            continue
-        for p, q in pairs:
-            q.grad = None if p.grad is None else p.grad.detach().clone()
-    return new
-
-
-def _differs(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape != b.shape or not torch.allclose(a, b, rtol=UPDATE_RTOL, atol=UPDATE_ATOL, equal_nan=True)
-
-
-def _diff(got: dict, expected: dict) -> list:
-    """Keys (piece, name) whose values differ, in the order of `expected`."""
-    return [k for k in expected if k not in got or _differs(got[k], expected[k])]
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
 
 
 class _Recorder:
-    """Forward hooks that record which network the update called, on which inputs, with autograd on or off."""
+    """Forward hooks that record which network an update called, and on which inputs."""
 
     def __init__(self, modules: dict):
         self.calls, self.handles = [], []
@@ -287,118 +242,42 @@ class _Recorder:
 
     def _hook(self, name):
         def hook(module, args, kwargs, output):
-            ins = [a.detach().clone() for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-            self.calls.append((name, ins, torch.is_grad_enabled()))
+            self.calls.append((name, [a.detach().clone() for a in (*args, *kwargs.values())
+                                      if isinstance(a, torch.Tensor)]))
         return hook
 
     def on(self, name: str, x: torch.Tensor) -> list:
-        """The calls of network `name` whose first input is x (e.g. the batch's next observations)."""
-        return [ins for n, ins, _ in self.calls if n == name and ins and ins[0].shape == x.shape
-                and torch.equal(ins[0], x)]
+        """The inputs of the calls of network `name` whose first input is x (e.g. the batch's next observations)."""
+        return [ins for n, ins in self.calls if n == name and ins and ins[0].shape == x.shape and torch.equal(ins[0], x)]
 
     def close(self) -> None:
         for h in self.handles:
             h.remove()
 
 
-def _gradient(opt_before: dict, opt_after: dict, key_prefix: str, betas=(0.9, 0.999)):
-    """The gradient an Adam step used, from its first moment: g = (m_new - beta1 m_old) / (1 - beta1)."""
-    for (piece, k), m_new in opt_after.items():
-        if piece == key_prefix and k.endswith("exp_avg"):
-            m_old = opt_before.get((piece, k), torch.zeros_like(m_new))
-            yield k.split()[1], (m_new - betas[0] * m_old) / (1 - betas[0])
+def _grads_in(modules) -> bool:
+    return any(p.grad is not None and bool(torch.any(p.grad != 0)) for m in modules for p in m.parameters())
 
 
-def _check_dict(c: Check, out, case: str) -> None:
-    if not isinstance(out, dict):
-        c.fail(case, expected="a dict of scalar diagnostics, e.g. {'critic_loss': 0.52, 'actor_loss': -3.1}",
-               got=out, hint="return the diagnostics as a dict of floats (the training loop logs them)."
-               + (" Did you forget the `return` statement?" if out is None else ""))
-    for k, v in out.items():
-        try:
-            float(v)
-        except Exception:
-            c.fail(case, expected=f"a number for diagnostic {k!r}", got=v,
-                   hint="every value of the returned dict must be a scalar: use loss.item() or float(...).")
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def _call_update(c: Check, update, agent, batch, step, noise, case: str):
-    """update(agent, batch, step, noise) with every exception turned into a message; the batch and the noise must not
-    be changed."""
-    kept = (Batch(*(x.clone() for x in batch)), _clone_noise(noise))
-    out = c.call(update, agent, batch, step, noise, case=case, check_inputs=False)
-    for name, x, x0 in [*zip(Batch._fields, batch, kept[0]), *zip(["noise", "noise"], _as_tuple(noise),
-                                                                  _as_tuple(kept[1]))]:
-        if not torch.equal(x, x0):
-            c.fail(case, expected=f"`{name}` unchanged", got=f"`{name}` changed in place",
-                   hint="the update must not change the batch or the noise it is given (use out-of-place "
-                        "operations: x = x * 2, not x *= 2 or x.clamp_()).")
-    return out
+def _with_variant(reference, **kw):
+    def fn(agent, batch, step, noise):
+        return reference(agent, batch, step, noise, **kw)
+    return fn
 
 
-def _as_tuple(x):
-    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
-
-
-def _clone_noise(noise):
-    return tuple(x.clone() for x in noise) if isinstance(noise, (tuple, list)) else noise.clone()
-
-
-GROUPS = {"critic": "critic", "critic_opt": "critic", "actor": "actor", "actor_opt": "actor",
-          "actor_targ": "targets", "critic_targ": "targets", "log_alpha": "temperature", "alpha_opt": "temperature"}
-GROUP_OPT = {"critic": "critic_opt", "actor": "actor_opt", "temperature": "alpha_opt"}
-GROUP_NAMES = {"critic": "the critic step", "actor": "the actor step", "targets": "the Polyak update of the targets",
-               "temperature": "the temperature step"}
-
-
-def _compare(c: Check, got: dict, got_out: dict, candidates: dict, before: dict, case: str, hints: dict) -> None:
-    """Pass if `got` matches one of the accepted outcomes; else name the first piece (critic, actor, targets,
-    temperature) that differs from the closest one, show its gradient (read from Adam's moments) and compare the
-    loss the update returned with the reference's.
-
-    candidates: {order: (state, out)}; hints: {group: (loss key in the returned dict, what that piece computes)}.
-    """
-    diffs = {name: _diff(got, ref) for name, (ref, _) in candidates.items()}
-    if any(not d for d in diffs.values()):
-        return
-    name = min(diffs, key=lambda k: len({GROUPS.get(p, p) for p, _ in diffs[k]}))
-    ref, ref_out = candidates[name]
-    groups = [GROUPS.get(p, p) for p, _ in diffs[name]]
-    group = next(g for g in ("critic", "actor", "temperature", "targets") if g in groups) if any(
-        g in groups for g in ("critic", "actor", "temperature", "targets")) else groups[0]
-    others = sorted(set(groups) - {group})
-    also = f" ({', '.join(GROUP_NAMES.get(g, g) for g in others)} also differ{'s' if len(others) == 1 else ''})" \
-        if others else ""
-    loss_key, what = hints.get(group, ("", ""))
-    moved_before = [k for k in diffs[name] if GROUPS.get(k[0]) == group and k in before and k in got]
-    if moved_before and all(torch.equal(got[k], before[k]) for k in moved_before):
-        c.fail(f"{case}: {GROUP_NAMES.get(group, group)}", expected="its parameters move in this update",
-               got="they did not move", hint=f"{what}{also}")
-    if moved_before and all(torch.equal(ref[k], before[k]) for k in moved_before):
-        c.fail(f"{case}: {GROUP_NAMES.get(group, group)}", expected="no change in this update",
-               got="its parameters moved", hint=f"{what}{also}")
-    loss_note = ""
-    if loss_key and loss_key in ref_out and isinstance(got_out, dict) and loss_key in got_out:
-        g_loss, r_loss = float(got_out[loss_key]), float(ref_out[loss_key])
-        if abs(g_loss - r_loss) > 1e-4 * max(1.0, abs(r_loss)):
-            loss_note = f"Your {loss_key} is {g_loss:.6g}, the reference's {r_loss:.6g}: the loss itself differs. "
-        else:
-            loss_note = (f"Your {loss_key} ({g_loss:.6g}) equals the reference's, but its gradient differs: look for "
-                         "a detached tensor, a missing zero_grad() or a gradient from another loss. ")
-    opt = GROUP_OPT.get(group)
-    grads_got = dict(_gradient(before, got, opt)) if opt else {}
-    grads_ref = dict(_gradient(before, ref, opt)) if opt else {}
-    for k, g_ref in grads_ref.items():
-        if k in grads_got and _differs(grads_got[k], g_ref):
-            c.fail(f"{case}: the gradient of {GROUP_NAMES.get(group, group)} (parameter {k} of {opt})", g_ref,
-                   grads_got[k], hint=f"{loss_note}{what}{also}")
-    piece, k = next(key for key in diffs[name] if GROUPS.get(key[0]) == group)
-    c.fail(f"{case}: {GROUP_NAMES.get(group, group)} ({piece}, {k})", ref[(piece, k)], got.get((piece, k)),
-           hint=f"{loss_note}{what}{also}")
+def _update_trial(make_agent, groups, optimizers, batch, step, noise) -> Trial:
+    agent = make_agent()
+    return Trial(args=(agent, batch, step, noise), groups={g: getattr(agent, g) for g in groups},
+                 optimizers={o: getattr(agent, o) for o in optimizers if getattr(agent, o) is not None},
+                 inputs={"batch": batch, "noise": noise})
 
 
 # --- td3_update: the reference, with the silent bugs it can re-enact ------------------------------------------------
-TD3_STATE = ["actor", "critic", "actor_targ", "critic_targ", "actor_opt", "critic_opt"]
+TD3_GROUPS = ["actor", "critic", "actor_targ", "critic_targ"]
 
 
 def _td3_target_action(agent, next_obs: torch.Tensor, noise: torch.Tensor, bugs=()) -> torch.Tensor:
@@ -525,14 +404,18 @@ TD3_BUGS = {  # name -> what the student is told (each re-enacted by `_td3_refer
                    "center + half_range].",
     "noise_ignored": "the target action is not smoothed: add the clipped noise (cfg.target_noise > 0).",
 }
-TD3_HINTS = {
-    "critic": ("critic_loss", "The critic step: y = r + gamma * (1 - terminated) * min(Q1'(s', a'), Q2'(s', a')) "
-               "(Q1' alone when cfg.twin is False) from the target networks under no_grad; loss = mean((Q1 - y)^2) "
-               "+ mean((Q2 - y)^2) at the batch's (s, a); zero_grad, backward, critic_opt.step()."),
-    "actor": ("actor_loss", "The actor step: loss = -Q1(s, actor(s)).mean(), when step % cfg.policy_delay == 0; "
-              "zero_grad, backward, actor_opt.step()."),
-    "targets": ("", "The targets: after the actor step, polyak_update(actor_targ, actor, cfg.tau) and "
-                "polyak_update(critic_targ, critic, cfg.tau), target <- tau * online + (1 - tau) * target."),
+_POLYAK_HINT = ("The targets move after the gradient steps, in the updates where the actor moves: "
+                "polyak_update(agent.actor_targ, agent.actor, cfg.tau) and the same for the critics, i.e. "
+                "target <- tau * online + (1 - tau) * target.")
+TD3_HINTS = {  # updatecheck's group hints: what each piece computes
+    "critic": "The critic step: y = r + gamma * (1 - terminated) * min(Q1'(s', a'), Q2'(s', a')) (Q1' alone when "
+              "cfg.twin is False), from the target networks under no_grad; loss = mean((Q1 - y)^2) + "
+              "mean((Q2 - y)^2) at the batch's (s, a); critic_opt.zero_grad(), backward(), critic_opt.step().",
+    "actor": "The actor step, only when step % cfg.policy_delay == 0: loss = -Q1(s, actor(s)).mean(); "
+             "actor_opt.zero_grad(), backward(), actor_opt.step().",
+    "actor_targ": _POLYAK_HINT,
+    "critic_targ": _POLYAK_HINT,
+    "steps": "one critic_opt.step() per update; one actor_opt.step() when step % cfg.policy_delay == 0, else none.",
 }
 TARGET_ACTION_BUGS = ["noise_unclipped", "sigma_missing", "no_half_range", "no_box_clip", "noise_ignored"]
 TARGET_GRAD = ("the target y carries a gradient: the critic loss's backward() reached the target networks (their "
@@ -540,125 +423,101 @@ TARGET_GRAD = ("the target y carries a gradient: the critic loss's backward() re
 
 
 def _td3_fixture(cfg, seed: int = 0):
-    """A TD3 agent on the fixture task that has trained a little: warm optimizers, gradients left in .grad from its
-    last update, target networks that differ from the online ones (and require grad, so a target computed with
-    autograd on leaves a trace), and a target actor near the box's edges (so clipping a' matters)."""
+    """A TD3 agent on the fixture task that has trained a little: warm optimizers, gradients left in .grad by its
+    last update, target networks that differ from the online ones (and require grad, so that a target computed with
+    autograd on leaves a .grad there), and a target actor near the box's edges (so that clipping a' matters)."""
     obs_space, act_space = _fixture_spaces()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         agent = _td3.TD3(obs_space, act_space, cfg, seed)
-        _randomize(agent.actor_targ, seed + 1)
-        _randomize(agent.critic_targ, seed + 2)
-        with torch.no_grad():
-            agent.actor_targ.net[-1].bias.add_(torch.tensor([1.5, -1.5]))
-        for p in [*agent.actor_targ.parameters(), *agent.critic_targ.parameters()]:
-            p.requires_grad_(True)
-        _td3_reference(agent, _fixture_batch(seed + 10), 0, _fixture_noise(seed + 11))
+    _randomize(agent.actor_targ, seed + 1)
+    _randomize(agent.critic_targ, seed + 2)
+    with torch.no_grad():
+        agent.actor_targ.net[-1].bias.add_(torch.tensor([1.5, -1.5]))
+    for p in [*agent.actor_targ.parameters(), *agent.critic_targ.parameters()]:
+        p.requires_grad_(True)
+    _td3_reference(agent, _fixture_batch(seed + 10), 0, _fixture_noise(seed + 11))
     return agent
 
 
 def _td3_cases():
     td3_cfg = _td3.Config(hidden=(16, 16), tau=0.05)
     ddpg_cfg = _td3.Config(hidden=(16, 16), tau=0.05, twin=False, target_noise=0.0, policy_delay=1)
-    return [("TD3 (twin, target_noise=0.2, noise_clip=0.5, policy_delay=2)", td3_cfg, [1, 2, 3]),
+    return [("TD3 (twin, target_noise=0.2, noise_clip=0.5, policy_delay=2)", td3_cfg, [1, 2]),
             ("DDPG (twin=False, target_noise=0, policy_delay=1)", ddpg_cfg, [1])]
 
 
-def _target_grads(agent, names) -> bool:
-    return any(p.grad is not None and bool(torch.any(p.grad != 0))
-               for n in names for p in getattr(agent, n).parameters())
+def _td3_watch(c: Check, update, case: str):
+    """The student's update, watched: the networks it calls on s', the target action a' it hands the target
+    critics, and whether the critic loss reached the target networks."""
 
-
-def _td3_recorder(agent) -> _Recorder:
-    return _Recorder({"actor": agent.actor, "actor_targ": agent.actor_targ, "critic.q1": agent.critic.q1,
-                      "critic.q2": agent.critic.q2, "critic_targ.q1": agent.critic_targ.q1,
-                      "critic_targ.q2": agent.critic_targ.q2})
-
-
-def _td3_diagnose(c: Check, rec: _Recorder, start, b: Batch, step: int, noise, case: str) -> None:
-    """From the recorded calls: which networks built the target, and with which target action."""
-    targ_calls = rec.on("critic_targ.q1", b.next_obs) + rec.on("critic_targ.q2", b.next_obs)
-    if not targ_calls and (rec.on("critic.q1", b.next_obs) or rec.on("critic.q2", b.next_obs)):
-        c.fail(case, hint=TD3_BUGS["online_critic_target"])
-    if rec.on("actor", b.next_obs) and not rec.on("actor_targ", b.next_obs):
-        c.fail(case, hint=TD3_BUGS["online_actor_target"])
-    if targ_calls and len(targ_calls[0]) >= 2:
-        got_a2 = targ_calls[0][1]
+    def watched(agent, batch, step, noise):
         with torch.no_grad():
-            expected_a2 = _td3_target_action(start, b.next_obs, noise)
-            if got_a2.shape == expected_a2.shape and _differs(got_a2, expected_a2):
-                for bug in TARGET_ACTION_BUGS:
-                    wrong = _td3_target_action(start, b.next_obs, noise, (bug,))
-                    if not _differs(got_a2, wrong):
-                        c.fail(f"{case}: the target action a'", expected_a2, got_a2, hint=TD3_BUGS[bug])
-                c.fail(f"{case}: the target action a'", expected_a2, got_a2,
-                       hint="a' = clip(mu'(s') + clip(cfg.target_noise * noise, -cfg.noise_clip, cfg.noise_clip) * "
-                            "half_range, low, high), with mu' = agent.actor_targ and noise the given (B, act_dim) "
-                            "standard normals.")
+            expected_a2 = _td3_target_action(agent, batch.next_obs, noise)
+            wrong_a2 = {bug: _td3_target_action(agent, batch.next_obs, noise, (bug,)) for bug in TARGET_ACTION_BUGS}
+        rec = _Recorder({"actor": agent.actor, "actor_targ": agent.actor_targ, "critic.q1": agent.critic.q1,
+                         "critic.q2": agent.critic.q2, "critic_targ.q1": agent.critic_targ.q1,
+                         "critic_targ.q2": agent.critic_targ.q2})
+        try:
+            out = update(agent, batch, step, noise)
+        finally:
+            rec.close()
+        s2 = batch.next_obs
+        targ_calls = rec.on("critic_targ.q1", s2) + rec.on("critic_targ.q2", s2)
+        if not targ_calls and (rec.on("critic.q1", s2) or rec.on("critic.q2", s2)):
+            c.fail(case, hint=TD3_BUGS["online_critic_target"])
+        if rec.on("actor", s2) and not rec.on("actor_targ", s2):
+            c.fail(case, hint=TD3_BUGS["online_actor_target"])
+        if targ_calls and len(targ_calls[0]) >= 2 and not _close(targ_calls[0][1], expected_a2):
+            got_a2 = targ_calls[0][1]
+            hint = next((TD3_BUGS[bug] for bug, a2 in wrong_a2.items()
+                         if _close(got_a2, a2) and not _close(a2, expected_a2)),
+                        "a' = clip(mu'(s') + clip(cfg.target_noise * noise, -cfg.noise_clip, cfg.noise_clip) * "
+                        "half_range, low, high), with mu' = agent.actor_targ and `noise` the given standard normals.")
+            c.fail(f"{case}: the target action a' given to the target critics", expected_a2, got_a2, hint=hint)
+        if _grads_in([agent.actor_targ, agent.critic_targ]):
+            c.fail(case, hint=TARGET_GRAD)
+        return out
 
-
-def _check_one_update(c: Check, update, start, b, step, noise, case, *, state, reference, bugs, recorder, diagnose,
-                      target_nets, hints) -> object:
-    """Run the student's update on a copy of `start`; compare with the accepted orders, then diagnose."""
-    agent = _copy_agent(start)
-    rec = recorder(agent)
-    try:
-        out = _call_update(c, update, agent, b, step, noise, case)
-    finally:
-        rec.close()
-    _check_dict(c, out, case)
-    if _target_grads(agent, target_nets):
-        c.fail(case, hint=TARGET_GRAD)
-    got, before = _state(agent, state), _state(start, state)
-    candidates = {}
-    for order in ("critic_first", "actor_first"):
-        ref = _copy_agent(start)
-        ref_out = reference(ref, b, step, noise, order=order)
-        candidates[order] = (_state(ref, state), ref_out)
-    if any(not _diff(got, ref) for ref, _ in candidates.values()):
-        return agent
-    diagnose(c, rec, start, b, step, noise, case)
-    for bug, message in bugs.items():
-        for order in ("critic_first", "actor_first"):
-            ref = _copy_agent(start)
-            reference(ref, b, step, noise, order=order, bugs=(bug,))
-            wrong = _state(ref, state)
-            if not _diff(got, wrong) and _diff(wrong, candidates[order][0]):
-                c.fail(case, hint=message)
-    _compare(c, got, out, candidates, before, case, hints)
-    return agent
+    return watched
 
 
 @checker("td3_update")
-def check_td3_update(update, *, train: bool = True, seeds=(0,), budget: int = 9_000, verbose: bool = True) -> None:
+def check_td3_update(update, *, train: bool = True, seeds=(0, 1), budget: int = 9_000) -> None:
     """Check `update(agent, batch, step, noise) -> dict`, the whole TD3 update (DDPG: twin=False, target_noise=0,
     policy_delay=1), in three layers:
 
-    1. updates on a fixed batch with fixed smoothing noise (steps 1, 2, 3 of TD3, where the actor moves only at
-       step 2, and one DDPG update) move every parameter, target parameter and Adam state where the reference
-       moves them (rtol 1e-4, atol 1e-6); the critic step may come before or after the actor step;
+    1. one update on a fixed batch of 32 transitions (some terminated, some truncated) with fixed smoothing noise,
+       at step 1 of TD3 (the critics move, the actor and the targets do not), at step 2 (all move) and in DDPG, lands
+       where the reference does: gradients, parameter and target changes, Adam states (rtol 1e-4); the critic step
+       may come before or after the actor step;
     2. if not, the message names the piece or the silent bug (no zero_grad, a target that carries gradient or uses
        the online networks, the actor updated every step, the actor on min(Q1, Q2), unclipped smoothing noise,
        tau and 1 - tau swapped, truncated treated as terminated, ...);
-    3. with `train=True`: the update trains Pendulum-v1 to an evaluation return of -200 within `budget` environment
-       steps for each of `seeds` (the reference: 6,000-7,000 steps, about 10 s each on one core).
+    3. with `train=True`: the update trains Pendulum-v1 to an evaluation return of -200 (10 episodes, every 500
+       steps) within `budget` environment steps, on the first of `seeds` that makes it.
     """
     c = Check("td3_update")
     n = 0
     for name, cfg, steps in _td3_cases():
-        agent = _td3_fixture(cfg)
         for step in steps:
-            b, noise = _fixture_batch(100 + step), _fixture_noise(200 + step)
-            moves = "critic and actor" if step % cfg.policy_delay == 0 else "critic only"
-            case = f"{name}, update with step={step} ({moves}), a batch of 32 transitions"
-            agent = _check_one_update(c, update, agent, b, step, noise, case, state=TD3_STATE,
-                                      reference=_td3_reference, bugs=TD3_BUGS, recorder=_td3_recorder,
-                                      diagnose=_td3_diagnose, target_nets=["actor_targ", "critic_targ"],
-                                      hints=TD3_HINTS)
+            batch, noise = _fixture_batch(100 + step), _fixture_noise(200 + step)
+            moves = "critic, actor and targets" if step % cfg.policy_delay == 0 else "critic only"
+            case = f"{name}, one update at step={step} ({moves}) on a batch of 32 transitions"
+
+            def make(cfg=cfg, batch=batch, step=step, noise=noise):
+                return _update_trial(lambda: _td3_fixture(cfg), TD3_GROUPS, ["actor_opt", "critic_opt"], batch,
+                                     step, noise)
+
+            check_update(c, _td3_watch(c, update, case), reference_td3_update, make, case=case,
+                         accepted=[_with_variant(_td3_reference, order="actor_first")],
+                         mistakes=[Mistake(bug, _with_variant(_td3_reference, bugs=(bug,)), hint)
+                                   for bug, hint in TD3_BUGS.items()],
+                         stats_keys=("critic_loss",), group_hints=TD3_HINTS)
             n += 1
-    summary = f"{n} updates (TD3 and DDPG) land where the reference does"
+    summary = f"{n} updates (TD3 at steps 1 and 2, DDPG) land where the reference does"
     if train:
-        summary += "; " + _train_layer(c, "td3", update, seeds, budget, verbose)
+        summary += "; " + _train_layer(c, "td3", update, seeds, budget)
     c.passed(summary)
 
 
@@ -670,8 +529,8 @@ def train_with_update(algo: str, update, cfg=None, *, steps: int, seed: int = 0,
                       callback=None, env_id: str = TRAIN_ENV):
     """Train `algo` ('td3' or 'sac') on `env_id` with `update` in place of the course's update; returns the History.
 
-    The loop draws the noise the seam hands over from a generator seeded with `seed`: for TD3 a (B, act_dim)
-    standard normal for the target smoothing, for SAC a pair (eps_next, eps_now) of them.
+    The noise the seam hands over comes from the run's generator: for TD3 a (B, act_dim) standard normal for the
+    target smoothing, for SAC a pair (eps_next, eps_now) of them.
     """
     from lecturekit.algos import sac as _sac
     from lecturekit.evaluation import Run
@@ -683,6 +542,7 @@ def train_with_update(algo: str, update, cfg=None, *, steps: int, seed: int = 0,
         run = Run(steps=steps, seed=seed, target=target, eval_every=TRAIN_EVAL_EVERY,
                   eval_episodes=TRAIN_EVAL_EPISODES, callback=callback)
         return mod.train(env_id, cfg, run, update=update)
+    # TEMPORARY until the off-policy seam is merged: the course's agent with its update swapped for `update`
     gen = torch.Generator().manual_seed(seed + 12345)
     base = mod.TD3 if algo == "td3" else mod.SAC
 
@@ -690,40 +550,15 @@ def train_with_update(algo: str, update, cfg=None, *, steps: int, seed: int = 0,
         def update(self, b, step):
             shape = tuple(b.action.shape)
             if algo == "td3":
-                noise = torch.randn(shape, generator=gen)
-            else:
-                noise = (torch.randn(shape, generator=gen), torch.randn(shape, generator=gen))
-            return update(self, b, step, noise)
+                return update(self, b, step, torch.randn(shape, generator=gen))
+            return update(self, b, step, (torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)))
 
     return train_off_policy(algo, env_id, cfg, Agent, steps=steps, seed=seed, target=target,
                             eval_every=TRAIN_EVAL_EVERY, eval_episodes=TRAIN_EVAL_EPISODES, callback=callback)
 
 
-def _train_layer(c: Check, algo: str, update, seeds, budget: int, verbose: bool) -> str:
-    """Layer 3: each seed reaches the target within the budget, or the message shows how far it got."""
-    results = []
-    for seed in seeds:
-        case = f"training on {TRAIN_ENV} with your update, seed {seed}, budget {budget:,} environment steps"
-        t0 = time.perf_counter()
-        try:
-            h = train_with_update(algo, update, steps=budget, seed=seed)
-        except CheckFailed:
-            raise
-        except NotImplementedError:
-            raise CheckFailed(f"{c.exercise}: {NOT_IMPLEMENTED}.") from None
-        except Exception as e:
-            c.fail(case, got=f"{type(e).__name__}: {e}", hint="your update passed the one-update checks but training "
-                   "stopped with this error (a NaN loss is reported as TrainingDiverged).")
-        wall = time.perf_counter() - t0
-        if not h.solved:
-            curve = ", ".join(f"{int(s):,}: {m:.0f}" for s, m in zip(h.eval_steps, h.eval_means))
-            c.fail(case, expected=f"an evaluation return >= {TRAIN_TARGET:g} within {budget:,} steps",
-                   got=f"best {h.best_return:.1f} (evaluations {curve})",
-                   hint="one update is right on the fixed batch, yet training does not reach the target: look at "
-                        "what the one-update checks cannot see (e.g. the update's use of `step`, state kept "
-                        "between calls, or changes to agent.cfg).")
-        results.append((seed, h.env_steps, wall))
-        if verbose:
-            print(f"  seed {seed}: -200 reached after {h.env_steps:,} steps ({wall:.1f} s)")
-    return "trains " + TRAIN_ENV + " to " + f"{TRAIN_TARGET:g} within {budget:,} steps on seed(s) " + \
-        ", ".join(str(s) for s, _, _ in results)
+def _train_layer(c: Check, algo: str, update, seeds, budget: int) -> str:
+    hist, seed, secs = check_training(c, lambda seed: train_with_update(algo, update, steps=budget, seed=seed),
+                                      seeds=seeds, budget=budget, target=TRAIN_TARGET, task=TRAIN_ENV)
+    return (f"trains {TRAIN_ENV} to {TRAIN_TARGET:g} in {hist.env_steps:,} steps (budget {budget:,}, seed {seed}, "
+            f"{secs:.0f} s)")
