@@ -276,11 +276,13 @@ import copy  # noqa: E402
 from lecturekit.algos import sac as _sac  # noqa: E402
 from lecturekit.buffers import Batch  # noqa: E402
 from lecturekit.course.checks.td3 import (  # noqa: E402
+    _box,
     _close,
+    _critic_modules,
     _fixture_batch,
     _fixture_noise,
-    _fixture_spaces,
     _grads_in,
+    _make_agent,
     _randomize,
     _Recorder,
     _train_layer,
@@ -298,7 +300,8 @@ def _sac_sample(actor, obs: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tens
     """The reparameterised action a = center + half_range * tanh(mu(s) + sigma(s) eps) and log pi(a|s)."""
     mu, log_std = actor.dist_params(obs)
     u = mu + log_std.exp() * eps
-    return actor.center + actor.half_range * torch.tanh(u), _sq_ref(u, mu, log_std)
+    center, half = _box(actor)
+    return center + half * torch.tanh(u), _sq_ref(u, mu, log_std)
 
 
 def _sac_reference(agent, b: Batch, step: int, noise, order: str = "critic_first", bugs=()) -> dict:
@@ -423,7 +426,7 @@ SAC_BUGS = {  # name -> what the student is told (each re-enacted by `_sac_refer
     "q1_only_loss": "only the first critic is trained: both regress on y, loss = mean((Q1 - y)^2) + mean((Q2 - y)^2).",
     "actor_q1": "the actor climbs Q1 alone; SAC's actor uses min(Q1(s, a), Q2(s, a)).",
     "no_reparam": "no gradient flows through the action into the critics: the actor loss must use the "
-                  "reparameterised a = center + half_range * tanh(mu + sigma * eps_now) itself, not a.detach().",
+                  "reparameterised action a, log pi(a|s) = agent.actor(s, eps_now) itself, not a.detach().",
     "logp_detached": "log pi(a|s) is detached in the actor loss: the actor learns its entropy through it; detach it "
                      "only in the temperature loss.",
     "no_zero_grad_critic": "the critic's gradient includes the previous update's: call critic_opt.zero_grad() before "
@@ -440,10 +443,10 @@ SAC_BUGS = {  # name -> what the student is told (each re-enacted by `_sac_refer
                     "Polyak update last.",
 }
 SAC_HINTS = {
-    "critic": "The critic step: a', log pi(a'|s') from the actor at s' with eps_next; y = r + gamma * (1 - "
+    "critic": "The critic step: a', log pi(a'|s') = agent.actor(s', eps_next); y = r + gamma * (1 - "
               "terminated) * (min(Q1'(s', a'), Q2'(s', a')) - alpha * log pi(a'|s')) under no_grad; loss = "
               "mean((Q1 - y)^2) + mean((Q2 - y)^2) at the batch's (s, a); zero_grad, backward, step.",
-    "actor": "The actor step: a, log pi(a|s) from the actor at s with eps_now (reparameterised: keep the graph); "
+    "actor": "The actor step: a, log pi(a|s) = agent.actor(s, eps_now) (reparameterised: keep the graph); "
              "loss = mean(alpha * log pi(a|s) - min(Q1(s, a), Q2(s, a))) with alpha a constant; zero_grad, backward, "
              "actor_opt.step().",
     "log_alpha": "The temperature step (when agent.alpha_opt is not None): loss = mean(log_alpha.exp() * "
@@ -459,10 +462,7 @@ def _sac_fixture(cfg, seed: int = 0):
     """A SAC agent on the fixture task that has trained a little: warm optimizers, the last update's gradients in
     .grad, target critics that differ from the online ones (and require grad, so that a target computed with
     autograd on leaves a .grad there)."""
-    obs_space, act_space = _fixture_spaces()
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        agent = _sac.SAC(obs_space, act_space, cfg, seed)
+    agent = _make_agent(_sac, "SAC", cfg, seed)
     _randomize(agent.critic_targ, seed + 2)
     agent.critic_targ.requires_grad_(True)
     _sac_reference(agent, _fixture_batch(seed + 10), 0, (_fixture_noise(seed + 11), _fixture_noise(seed + 12)))
@@ -477,19 +477,19 @@ def _sac_watch(c: Check, update, case: str):
         eps_next, eps_now = noise
         with torch.no_grad():
             mu, _ = agent.actor.dist_params(batch.next_obs)
+            center, half = _box(agent.actor)
             wrong = {"the batch's action (taken at s, not s')": batch.action,
-                     "the mean action at s' (no noise)": agent.actor.center + agent.actor.half_range * torch.tanh(mu),
+                     "the mean action at s' (no noise)": center + half * torch.tanh(mu),
                      "a sample at s' made with eps_now": _sac_sample(agent.actor, batch.next_obs, eps_now)[0]}
             right = _sac_sample(agent.actor, batch.next_obs, eps_next)[0]
-        rec = _Recorder({"critic_targ.q1": agent.critic_targ.q1, "critic_targ.q2": agent.critic_targ.q2,
-                         "critic.q1": agent.critic.q1})
+        rec = _Recorder({**_critic_modules("critic", agent.critic), **_critic_modules("critic_targ", agent.critic_targ)})
         try:
             out = update(agent, batch, step, noise)
         finally:
             rec.close()
         s2 = batch.next_obs
-        targ_calls = rec.on("critic_targ.q1", s2) + rec.on("critic_targ.q2", s2)
-        if not targ_calls and rec.on("critic.q1", s2):
+        targ_calls = rec.on("critic_targ", s2)
+        if not targ_calls and rec.on("critic", s2):
             c.fail(case, hint=SAC_BUGS["online_critic_target"])
         for call in targ_calls[:1]:
             if len(call) >= 2:
@@ -497,7 +497,7 @@ def _sac_watch(c: Check, update, case: str):
                     if _close(call[1], a2) and not _close(a2, right):
                         c.fail(f"{case}: the next action a' given to the target critics", right, call[1],
                                hint=f"a' is {what}. The soft target needs a fresh action of the current policy at "
-                                    f"s': a' = center + half_range * tanh(mu(s') + sigma(s') * eps_next).")
+                                    f"s': a', log pi(a'|s') = agent.actor(s', eps_next).")
         if _grads_in([agent.critic_targ]):
             c.fail(case, hint=TARGET_GRAD_SAC)
         return out

@@ -223,6 +223,32 @@ def _fixture_noise(seed: int, b: int = 32, act_dim: int = 2) -> torch.Tensor:
     return noise
 
 
+def _box(actor: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(center, half_range) of an actor's action box (kept on the actor or on its `squash` module)."""
+    sq = getattr(actor, "squash", actor)
+    return sq.center, sq.half_range
+
+
+def _make_agent(mod, old_class: str, cfg, seed: int):
+    """The course's agent of algorithm module `mod` on the fixture task, its weights drawn from `seed`."""
+    obs_space, act_space = _fixture_spaces()
+    if hasattr(mod, "Agent"):  # the seam's agents: Agent(obs_dim, act_dim, low, high, cfg, generator)
+        return mod.Agent(3, act_space.shape[0], torch.as_tensor(act_space.low), torch.as_tensor(act_space.high), cfg,
+                         torch.Generator().manual_seed(seed))
+    with torch.random.fork_rng():  # TEMPORARY until the off-policy seam is merged
+        torch.manual_seed(seed)
+        return getattr(mod, old_class)(obs_space, act_space, cfg, seed)
+
+
+def _critic_modules(prefix: str, critic: nn.Module) -> dict:
+    """The modules whose calls show a critic at work: the twin critic and, where it has them, its two halves."""
+    mods = {prefix: critic}
+    for k in ("q1", "q2"):
+        if isinstance(getattr(critic, k, None), nn.Module):
+            mods[f"{prefix}.{k}"] = getattr(critic, k)
+    return mods
+
+
 def _randomize(module: nn.Module, seed: int) -> None:
     """Perturb the weights (target networks that differ from the online ones, as after some training)."""
     g = torch.Generator().manual_seed(seed)
@@ -248,7 +274,8 @@ class _Recorder:
 
     def on(self, name: str, x: torch.Tensor) -> list:
         """The inputs of the calls of network `name` whose first input is x (e.g. the batch's next observations)."""
-        return [ins for n, ins in self.calls if n == name and ins and ins[0].shape == x.shape and torch.equal(ins[0], x)]
+        return [ins for n, ins in self.calls if n.split(".")[0] == name and ins and ins[0].shape == x.shape
+                and torch.equal(ins[0], x)]
 
     def close(self) -> None:
         for h in self.handles:
@@ -287,15 +314,16 @@ def _td3_target_action(agent, next_obs: torch.Tensor, noise: torch.Tensor, bugs=
     a2 = actor(next_obs)
     if cfg.target_noise <= 0 or "noise_ignored" in bugs:
         return a2
+    center, half = _box(actor)
     eps = noise if "sigma_missing" in bugs else cfg.target_noise * noise
     if "noise_unclipped" not in bugs:
         eps = eps.clamp(-cfg.noise_clip, cfg.noise_clip)
     if "no_half_range" not in bugs:
-        eps = eps * actor.half_range
+        eps = eps * half
     a2 = a2 + eps
     if "no_box_clip" in bugs:
         return a2
-    return torch.max(torch.min(a2, actor.center + actor.half_range), actor.center - actor.half_range)
+    return torch.max(torch.min(a2, center + half), center - half)
 
 
 def _td3_reference(agent, b: Batch, step: int, noise: torch.Tensor, order: str = "critic_first", bugs=()) -> dict:
@@ -304,7 +332,7 @@ def _td3_reference(agent, b: Batch, step: int, noise: torch.Tensor, order: str =
     with torch.no_grad():
         a2 = _td3_target_action(agent, b.next_obs, noise, bugs)
         qt = agent.critic if "online_critic_target" in bugs else agent.critic_targ
-        nq1, nq2 = qt.q1(b.next_obs, a2), qt.q2(b.next_obs, a2)
+        nq1, nq2 = qt(b.next_obs, a2)
         if "max_target" in bugs:
             next_v = torch.max(nq1, nq2)
         elif "mean_target" in bugs:
@@ -327,10 +355,10 @@ def _td3_reference(agent, b: Batch, step: int, noise: torch.Tensor, order: str =
             _polyak_update(agent.critic_targ, agent.critic, tau)
 
     def critic_step():
-        q1 = critic.q1(b.obs, b.action)
+        q1, q2 = critic(b.obs, b.action)
         loss = (q1 - y).pow(2).mean()
         if cfg.twin and "q1_only_loss" not in bugs:
-            loss = loss + (critic.q2(b.obs, b.action) - y).pow(2).mean()
+            loss = loss + (q2 - y).pow(2).mean()
         if "no_zero_grad_critic" not in bugs:
             agent.critic_opt.zero_grad()
         loss.backward()
@@ -339,7 +367,8 @@ def _td3_reference(agent, b: Batch, step: int, noise: torch.Tensor, order: str =
 
     def actor_step():
         a = agent.actor(b.obs)
-        q = torch.min(*critic(b.obs, a)) if "actor_min" in bugs else critic.q1(b.obs, a)
+        q1, q2 = critic(b.obs, a)
+        q = torch.min(q1, q2) if "actor_min" in bugs else q1
         loss = q.mean() if "actor_sign" in bugs else -q.mean()
         if "no_zero_grad_actor" not in bugs:
             agent.actor_opt.zero_grad()
@@ -397,11 +426,11 @@ TD3_BUGS = {  # name -> what the student is told (each re-enacted by `_td3_refer
     "online_actor_target": "the target action comes from the online actor: a' = mu'(s') uses agent.actor_targ.",
     "online_critic_target": "the target uses the online critics: y uses agent.critic_targ (the slow copies).",
     "noise_unclipped": "the smoothing noise is not clipped: eps = clip(cfg.target_noise * noise, -cfg.noise_clip, "
-                       "cfg.noise_clip), then times the half-range.",
+                       "cfg.noise_clip), then times the box's half-range (agent.high - agent.low) / 2.",
     "sigma_missing": "the smoothing noise is not scaled by cfg.target_noise (noise is standard normal).",
-    "no_half_range": "the smoothing noise is in half-range units: multiply it by actor_targ.half_range.",
-    "no_box_clip": "the smoothed target action leaves the action box: clip a' to [center - half_range, "
-                   "center + half_range].",
+    "no_half_range": "the smoothing noise is in half-range units: multiply it by the action box's half-range, "
+                     "(agent.high - agent.low) / 2.",
+    "no_box_clip": "the smoothed target action leaves the action box: clip a' to [agent.low, agent.high].",
     "noise_ignored": "the target action is not smoothed: add the clipped noise (cfg.target_noise > 0).",
 }
 _POLYAK_HINT = ("The targets move after the gradient steps, in the updates where the actor moves: "
@@ -426,10 +455,7 @@ def _td3_fixture(cfg, seed: int = 0):
     """A TD3 agent on the fixture task that has trained a little: warm optimizers, gradients left in .grad by its
     last update, target networks that differ from the online ones (and require grad, so that a target computed with
     autograd on leaves a .grad there), and a target actor near the box's edges (so that clipping a' matters)."""
-    obs_space, act_space = _fixture_spaces()
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        agent = _td3.TD3(obs_space, act_space, cfg, seed)
+    agent = _make_agent(_td3, "TD3", cfg, seed)
     _randomize(agent.actor_targ, seed + 1)
     _randomize(agent.critic_targ, seed + 2)
     with torch.no_grad():
@@ -455,16 +481,15 @@ def _td3_watch(c: Check, update, case: str):
         with torch.no_grad():
             expected_a2 = _td3_target_action(agent, batch.next_obs, noise)
             wrong_a2 = {bug: _td3_target_action(agent, batch.next_obs, noise, (bug,)) for bug in TARGET_ACTION_BUGS}
-        rec = _Recorder({"actor": agent.actor, "actor_targ": agent.actor_targ, "critic.q1": agent.critic.q1,
-                         "critic.q2": agent.critic.q2, "critic_targ.q1": agent.critic_targ.q1,
-                         "critic_targ.q2": agent.critic_targ.q2})
+        rec = _Recorder({"actor": agent.actor, "actor_targ": agent.actor_targ,
+                         **_critic_modules("critic", agent.critic), **_critic_modules("critic_targ", agent.critic_targ)})
         try:
             out = update(agent, batch, step, noise)
         finally:
             rec.close()
         s2 = batch.next_obs
-        targ_calls = rec.on("critic_targ.q1", s2) + rec.on("critic_targ.q2", s2)
-        if not targ_calls and (rec.on("critic.q1", s2) or rec.on("critic.q2", s2)):
+        targ_calls = rec.on("critic_targ", s2)
+        if not targ_calls and rec.on("critic", s2):
             c.fail(case, hint=TD3_BUGS["online_critic_target"])
         if rec.on("actor", s2) and not rec.on("actor_targ", s2):
             c.fail(case, hint=TD3_BUGS["online_actor_target"])
@@ -472,8 +497,9 @@ def _td3_watch(c: Check, update, case: str):
             got_a2 = targ_calls[0][1]
             hint = next((TD3_BUGS[bug] for bug, a2 in wrong_a2.items()
                          if _close(got_a2, a2) and not _close(a2, expected_a2)),
-                        "a' = clip(mu'(s') + clip(cfg.target_noise * noise, -cfg.noise_clip, cfg.noise_clip) * "
-                        "half_range, low, high), with mu' = agent.actor_targ and `noise` the given standard normals.")
+                        "a' = clip(mu'(s') + clip(cfg.target_noise * noise, -cfg.noise_clip, cfg.noise_clip) * h, "
+                        "agent.low, agent.high), with mu' = agent.actor_targ, h = (agent.high - agent.low) / 2 and "
+                        "`noise` the given standard normals.")
             c.fail(f"{case}: the target action a' given to the target critics", expected_a2, got_a2, hint=hint)
         if _grads_in([agent.actor_targ, agent.critic_targ]):
             c.fail(case, hint=TARGET_GRAD)
