@@ -1,4 +1,5 @@
-"""Checkers of part 7 (SAC): squashed_gaussian_log_prob, sac_critic_target, sac_actor_loss, temperature_loss.
+"""Checkers of part 7 (SAC): squashed_gaussian_log_prob, sac_critic_target, sac_actor_loss, temperature_loss, and
+the build-it sac_update.
 
 Each checker runs the student's function on cases from small to large, compares values with the reference
 (`lecturekit.distributions`, `lecturekit.algos.sac`), and then compares gradients, because the silent SAC bugs are
@@ -11,11 +12,29 @@ import math
 
 import torch
 
+from lecturekit.algos import sac as _sac
 from lecturekit.algos.sac import sac_actor_loss as _actor_ref
 from lecturekit.algos.sac import sac_critic_target as _target_ref
 from lecturekit.algos.sac import temperature_loss as _temp_ref
+from lecturekit.buffers import Batch
 from lecturekit.course.checking import Check, checker
+from lecturekit.course.checks.td3 import (
+    _box,
+    _close,
+    _critic_modules,
+    _fixture_batch,
+    _fixture_noise,
+    _grads_in,
+    _make_agent,
+    _randomize,
+    _Recorder,
+    _train_layer,
+    _update_trial,
+    _with_variant,
+)
+from lecturekit.course.updatecheck import Mistake, check_update
 from lecturekit.distributions import LOG_2PI, gaussian_log_prob, squashed_gaussian_log_prob as _sq_ref
+from lecturekit.offpolicy import polyak_update as _polyak_update
 
 
 def _leaf(x, requires_grad: bool = True) -> torch.Tensor:
@@ -271,26 +290,6 @@ __all__ = ["check_squashed_gaussian_log_prob", "check_sac_critic_target", "check
 # Build-it: the whole SAC update.  The same three layers as `check_td3_update` (see checks/td3.py), on the machinery
 # of `lecturekit.course.updatecheck`, with the fixtures and the recorder of checks/td3.py.
 # =====================================================================================================================
-import copy  # noqa: E402
-
-from lecturekit.algos import sac as _sac  # noqa: E402
-from lecturekit.buffers import Batch  # noqa: E402
-from lecturekit.course.checks.td3 import (  # noqa: E402
-    _box,
-    _close,
-    _critic_modules,
-    _fixture_batch,
-    _fixture_noise,
-    _grads_in,
-    _make_agent,
-    _randomize,
-    _Recorder,
-    _train_layer,
-    _update_trial,
-    _with_variant,
-)
-from lecturekit.course.updatecheck import Mistake, check_update  # noqa: E402
-from lecturekit.offpolicy import polyak_update as _polyak_update  # noqa: E402
 
 SAC_GROUPS = ["actor", "critic", "critic_targ", "log_alpha"]
 SAC_ORDERS = ["critic_first", "actor_first", "target_first", "alpha_first"]
