@@ -163,8 +163,9 @@ assert abs(gaps[137] / start - 0.5) < 0.01  # half the gap is gone after about 1
 #
 # 1. **the smoothed target action** $a' = \operatorname{clip}\big(\mu'(s') + \operatorname{clip}(\sigma\,\xi, -c, c)
 #    \cdot h,\ \text{low},\ \text{high}\big)$, where $\xi$ is the `noise` you are given (standard normals, one per
-#    transition and action dimension), $\sigma$ = `cfg.target_noise`, $c$ = `cfg.noise_clip` and $h$ the action
-#    box's half-range (both are in half-range units);
+#    transition and action dimension), $\sigma$ = `cfg.target_noise`, $c$ = `cfg.noise_clip` (both in half-range
+#    units), $h$ = `(agent.high - agent.low) / 2` the action box's half-range, and low, high = `agent.low`,
+#    `agent.high`;
 # 2. **the clipped double-Q target** $y = r + \gamma\,(1 - \text{terminated})\,\min(Q'_1(s', a'), Q'_2(s', a'))$
 #    from the *target* networks, with no gradient (your `td3_target` from part 1);
 # 3. **the critic step**: both critics regress on $y$, $L = \operatorname{mean}(Q_1(s,a) - y)^2 +
@@ -188,10 +189,9 @@ def td3_update(agent, batch, step, noise):
     """One TD3 update (DDPG when agent.cfg.twin is False, target_noise is 0 and policy_delay is 1).
 
     agent: the course's TD3 agent, with
-        actor, actor_targ    mu(s): (B, obs_dim) -> (B, act_dim) inside the action box; `actor_targ.center` and
-                             `actor_targ.half_range` (tensors of shape (act_dim,)) describe the box
-        critic, critic_targ  twin critics: critic.q1(obs, act) and critic.q2(obs, act) -> (B,);
-                             critic(obs, act) -> (q1, q2)
+        actor, actor_targ    mu(s): (B, obs_dim) -> (B, act_dim), inside the action box
+        low, high            the action box, (act_dim,) each; its half-range is (high - low) / 2
+        critic, critic_targ  twin critics: critic(obs, act) -> q1, q2, each (B,); critic.q1(obs, act) alone
         actor_opt, critic_opt  their Adam optimizers
         cfg                  gamma, tau, target_noise, noise_clip, policy_delay, twin
     batch: a replay minibatch with obs, next_obs (B, obs_dim), action (B, act_dim), reward, terminated,
@@ -202,20 +202,19 @@ def td3_update(agent, batch, step, noise):
     """
     ### BEGIN SOLUTION
     cfg, b = agent.cfg, batch
+    low, high = torch.as_tensor(agent.low), torch.as_tensor(agent.high)
     with torch.no_grad():
-        targ = agent.actor_targ
-        eps = (cfg.target_noise * noise).clamp(-cfg.noise_clip, cfg.noise_clip) * targ.half_range
-        a2 = targ(b.next_obs) + eps
-        a2 = torch.max(torch.min(a2, targ.center + targ.half_range), targ.center - targ.half_range)
-        next_q1 = agent.critic_targ.q1(b.next_obs, a2)
+        eps = (cfg.target_noise * noise).clamp(-cfg.noise_clip, cfg.noise_clip) * (high - low) / 2
+        a2 = torch.max(torch.min(agent.actor_targ(b.next_obs) + eps, high), low)
+        next_q1, next_q2 = agent.critic_targ(b.next_obs, a2)
         if cfg.twin:
-            y = td3_target(b.reward, b.terminated, next_q1, agent.critic_targ.q2(b.next_obs, a2), cfg.gamma)
+            y = td3_target(b.reward, b.terminated, next_q1, next_q2, cfg.gamma)
         else:
             y = b.reward + cfg.gamma * (1 - b.terminated) * next_q1
-    q1 = agent.critic.q1(b.obs, b.action)
+    q1, q2 = agent.critic(b.obs, b.action)
     critic_loss = ((q1 - y) ** 2).mean()
     if cfg.twin:
-        critic_loss = critic_loss + ((agent.critic.q2(b.obs, b.action) - y) ** 2).mean()
+        critic_loss = critic_loss + ((q2 - y) ** 2).mean()
     agent.critic_opt.zero_grad()
     critic_loss.backward()
     agent.critic_opt.step()
@@ -245,9 +244,12 @@ check_td3_update(td3_update)
 # %% tags=["uses-answer"]
 from lecturekit.algos import td3
 from lecturekit.course import live
-from lecturekit.course.checks.td3 import train_with_update
+from lecturekit.evaluation import Run
 
 budget = 15_000
-history = live.watch(lambda cb: train_with_update("td3", td3_update, td3.Config(), steps=budget, seed=0, callback=cb),
+history = live.watch(lambda cb: td3.train("Pendulum-v1", td3.Config(),
+                                           Run(steps=budget, seed=0, target=-200, eval_every=500, eval_episodes=10,
+                                               callback=cb),
+                                           update=td3_update),
                      total_steps=budget, target=-200, title="TD3 on Pendulum-v1 with your update")
 assert history.solved, f"best evaluation return {history.best_return:.0f}"

@@ -168,10 +168,11 @@ for target in (-1.0, 0.0):
 #    `None`; with `autotune=False` the temperature stays fixed);
 # 5. **the Polyak update** of the target critics.
 #
-# The reparameterised sample is $a = c + h\tanh(u)$, $u = \mu_\theta(s) + \sigma_\theta(s)\,\epsilon$, where
-# `mu, log_std = agent.actor.dist_params(obs)`, $c$ and $h$ are `agent.actor.center` and `agent.actor.half_range`,
-# and $\log\pi(a|s)$ is your `squashed_gaussian_log_prob(u, mu, log_std)`. The checker accepts the critic step
-# before or after the actor and temperature steps; Polyak comes last.
+# The course's actor makes the reparameterised sample for you from the noise you pass it: `a, logp =
+# agent.actor(obs, eps)` is $a = c + h\tanh(u)$, $u = \mu_\theta(s) + \sigma_\theta(s)\,\epsilon$, with
+# $\log\pi(a|s)$ computed as in your `squashed_gaussian_log_prob` (part 1), both differentiable in $\theta$. Which
+# noise goes where is your job. The checker accepts the critic step before or after the actor and temperature steps;
+# Polyak comes last.
 
 # %%
 from lecturekit.checks import check_sac_update
@@ -182,9 +183,9 @@ def sac_update(agent, batch, step, noise):
     """One SAC update.
 
     agent: the course's SAC agent, with
-        actor                 actor.dist_params(obs) -> (mu, log_std), each (B, D); actor.center and
-                              actor.half_range (D,) map tanh(u) onto the action box
-        critic, critic_targ   twin critics: critic(obs, act) -> (q1, q2), each (B,)
+        actor                 actor(obs, eps) -> (a, logp): the reparameterised action (B, D) in the action box
+                              and log pi(a|s) (B,), from standard normals eps (B, D); both carry gradients
+        critic, critic_targ   twin critics: critic(obs, act) -> q1, q2, each (B,)
         log_alpha             0-d tensor, alpha = log_alpha.exp(); target_entropy a float (-D)
         actor_opt, critic_opt, alpha_opt   Adam optimizers (alpha_opt is None when the temperature is fixed)
         cfg                   gamma, tau, ...
@@ -198,14 +199,8 @@ def sac_update(agent, batch, step, noise):
     cfg, b = agent.cfg, batch
     eps_next, eps_now = noise
     alpha = agent.log_alpha.exp().item()
-
-    def sample(obs, eps):
-        mu, log_std = agent.actor.dist_params(obs)
-        u = mu + log_std.exp() * eps
-        return agent.actor.center + agent.actor.half_range * torch.tanh(u), squashed_gaussian_log_prob(u, mu, log_std)
-
     with torch.no_grad():
-        a2, logp2 = sample(b.next_obs, eps_next)
+        a2, logp2 = agent.actor(b.next_obs, eps_next)
         y = sac_critic_target(b.reward, b.terminated, *agent.critic_targ(b.next_obs, a2), logp2, alpha, cfg.gamma)
     q1, q2 = agent.critic(b.obs, b.action)
     critic_loss = ((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean()
@@ -213,7 +208,7 @@ def sac_update(agent, batch, step, noise):
     critic_loss.backward()
     agent.critic_opt.step()
 
-    a, logp = sample(b.obs, eps_now)
+    a, logp = agent.actor(b.obs, eps_now)
     actor_loss = sac_actor_loss(*agent.critic(b.obs, a), logp, alpha)
     agent.actor_opt.zero_grad()
     actor_loss.backward()
@@ -242,9 +237,12 @@ check_sac_update(sac_update)
 # %% tags=["uses-answer"]
 from lecturekit.algos import sac
 from lecturekit.course import live
-from lecturekit.course.checks.td3 import train_with_update
+from lecturekit.evaluation import Run
 
 budget = 10_000
-history = live.watch(lambda cb: train_with_update("sac", sac_update, sac.Config(), steps=budget, seed=0, callback=cb),
+history = live.watch(lambda cb: sac.train("Pendulum-v1", sac.Config(),
+                                           Run(steps=budget, seed=0, target=-200, eval_every=500, eval_episodes=10,
+                                               callback=cb),
+                                           update=sac_update),
                      total_steps=budget, target=-200, title="SAC on Pendulum-v1 with your update")
 assert history.solved, f"best evaluation return {history.best_return:.0f}"
