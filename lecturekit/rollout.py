@@ -17,6 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lecturekit.envs import make_unit_vec
+from lecturekit.evaluation import generators
+from lecturekit.nets import ActorCritic, greedy_act_fn
 from lecturekit.returns import bootstrapped_returns, gae
 
 if TYPE_CHECKING:
@@ -146,6 +149,17 @@ def collect(envs, agent, state: EnvState, T: int, generator: torch.Generator | N
             state.obs = np.asarray(next_obs, dtype=np.float32)
         last_value = agent.value(torch.as_tensor(state.obs)).numpy().astype(np.float64)
     return Rollout(obs_buf, act_buf, logp_buf, val_buf, rew, term, trunc, valid, last_value)
+
+
+def actor_critic_setup(env_id: str, cfg, seed: int):
+    """What A2C, TRPO and PPO start from: (envs, model, act_fn, gen).  `gen` is the run's torch generator
+    (`evaluation.generators(seed)`, the only one the run draws from); envs: cfg.n_envs copies of `env_id` with a
+    bounded Box rescaled to [-1, 1] (`envs.make_unit_vec`); model: an `ActorCritic` (cfg.hidden, cfg.log_std_init)
+    initialised from `gen`; act_fn: its greedy actions in the environment's own units, for evaluation."""
+    gen, _ = generators(seed)
+    envs = make_unit_vec(env_id, cfg.n_envs)
+    model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init, gen)
+    return envs, model, greedy_act_fn(model, envs.unwrapped.single_action_space), gen
 
 
 def loop(envs, model, mon: "Monitor", n_steps: int, seed: int, generator: torch.Generator,

@@ -144,7 +144,8 @@ assert cos > 0.95, cos
 # %%
 def train_cartpole(callback, lr, n_episodes, baseline, seed):
     cfg = reinforce.Config(lr=lr, n_episodes=n_episodes, baseline=baseline)
-    return reinforce.train("CartPole-v1", cfg, Run(steps=100_000, seed=seed, target=475, eval_every=4000, callback=callback))
+    run = Run(steps=100_000, seed=seed, target=475, eval_every=4000, callback=callback)
+    return reinforce.train("CartPole-v1", cfg, run)
 
 
 history = live.demo(train_cartpole,

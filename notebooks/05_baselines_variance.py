@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lecturekit.tabular import baselines
+from lecturekit.tabular import estimators
 from lecturekit.course import live
 from lecturekit.tabular.mdp import TabularMDP, small_mdp
 
@@ -81,12 +81,13 @@ def compare_baselines(mdp, theta, n=20_000, pilot=500):
     episodes = mdp.sample_episodes(theta, n, np.random.default_rng(0))
     pilot_eps = mdp.sample_episodes(theta, pilot, np.random.default_rng(1))
     choices = {"none": 0.0,
-               "constant": baselines.mean_return_to_go(pilot_eps, mdp.gamma),
+               "constant": estimators.mean_return_to_go(pilot_eps, mdp.gamma),
                "exact V": mdp.value(theta).numpy(),
-               "learned V": baselines.monte_carlo_values(pilot_eps, mdp.gamma, mdp.n_states)}
+               "learned V": estimators.monte_carlo_values(pilot_eps, mdp.gamma, mdp.n_states)}
     exact = mdp.exact_gradient(theta)
-    samples = {k: baselines.per_episode_gradients(theta, episodes, mdp.gamma, b) for k, b in choices.items()}
-    stats = {k: baselines.estimator_stats(s, exact) for k, s in samples.items()}
+    samples = {k: estimators.per_episode_gradients(theta, episodes, mdp.gamma, reward_to_go=True, baseline=b)
+               for k, b in choices.items()}
+    stats = {k: estimators.estimator_stats(s, exact) for k, s in samples.items()}
     return samples, stats, exact
 
 
@@ -183,7 +184,9 @@ from lecturekit.algos import reinforce
 from lecturekit.evaluation import Run
 
 seeds, budget = [0, 1, 2], 50_000
-jobs = {(b, seed): (lambda cb, b=b, seed=seed: reinforce.train("CartPole-v1", reinforce.Config(baseline=b), Run(steps=budget, seed=seed, eval_every=5000, eval_episodes=10, callback=cb)))
+jobs = {(b, seed): (lambda cb, b=b, seed=seed: reinforce.train(
+            "CartPole-v1", reinforce.Config(baseline=b),
+            Run(steps=budget, seed=seed, eval_every=5000, eval_episodes=10, callback=cb)))
         for b in ["none", "mean", "value"] for seed in seeds}
 runs = live.sweep(jobs, steps_per_run=budget, target=475, title="REINFORCE on CartPole: baseline none / mean / value")
 

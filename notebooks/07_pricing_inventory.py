@@ -114,7 +114,8 @@ PRICING_STEPS = 120_000
 def train_pricing(callback, lr=2e-3, n_episodes=32, baseline="value", log_std_init=-1.5, seed=0):
     cfg = reinforce.Config(lr=lr, n_episodes=n_episodes, baseline=baseline, log_std_init=log_std_init, gamma=0.99,
                            vf_iters=2, hidden=(64, 64))
-    return reinforce.train("lecturekit/DynamicPricing-v0", cfg, Run(steps=PRICING_STEPS, seed=seed, eval_every=20_000, eval_episodes=50, callback=callback))
+    run = Run(steps=PRICING_STEPS, seed=seed, eval_every=20_000, eval_episodes=50, callback=callback)
+    return reinforce.train("lecturekit/DynamicPricing-v0", cfg, run)
 
 
 pricing_history = live.demo(train_pricing,
@@ -204,7 +205,8 @@ INVENTORY_STEPS = 100_000
 def train_inventory(callback, lr=3e-3, n_episodes=32, baseline="value", log_std_init=-0.5, seed=0):
     cfg = reinforce.Config(lr=lr, n_episodes=n_episodes, baseline=baseline, log_std_init=log_std_init, gamma=0.99,
                            vf_iters=2, hidden=(64, 64))
-    return reinforce.train("lecturekit/InventoryControl-v0", cfg, Run(steps=INVENTORY_STEPS, seed=seed, eval_every=20_000, eval_episodes=50, callback=callback))
+    run = Run(steps=INVENTORY_STEPS, seed=seed, eval_every=20_000, eval_episodes=50, callback=callback)
+    return reinforce.train("lecturekit/InventoryControl-v0", cfg, run)
 
 
 inventory_history = live.demo(train_inventory,

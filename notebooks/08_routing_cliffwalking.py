@@ -117,7 +117,8 @@ val = (val_coords, routing.held_karp(val_coords)[0])
 
 def train_routing(callback, lr=2e-3, baseline="loo", samples=8, updates=500, seed=0):
     cfg = routing.RoutingConfig(lr=lr, baseline=baseline, samples=samples)
-    return routing.train(cfg, updates=updates, seed=seed, eval_every=25, target_gap=4.0, callback=callback, val=val)
+    run = Run(steps=updates * cfg.batch, seed=seed, target=-4.0, eval_every=25 * cfg.batch, callback=callback)
+    return routing.train(cfg, run, val=val)  # steps count instances; the target is minus the gap in %
 
 
 tsp_history = live.demo(train_routing,

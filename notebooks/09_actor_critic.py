@@ -233,7 +233,7 @@ assert np.abs(A_hat - A_exact[:4]).max() < 0.03
 # compare the targets on every step whose episode ends inside the rollout.
 
 # %%
-half = live.watch(lambda cb: a2c.train("CartPole-v1", None, Run(steps=60_000, seed=0, target=150, eval_every=2048, callback=cb)),
+half = live.watch(lambda cb: a2c.train("CartPole-v1", run=Run(steps=60_000, target=150, eval_every=2048, callback=cb)),
                   total_steps=60_000, target=150, title="A2C trained half-way (to 150)")
 print(f"half-trained in {half.env_steps} steps: greedy return {half.final_return:.0f}")
 assert half.solved
@@ -336,7 +336,8 @@ assert hist_a2c.solved and hist_a2c.solved_at_steps <= 60_000
 # final sharpening; on tasks where an early, confident policy gets stuck, it is what keeps exploration going.
 
 # %%
-with_bonus = live.watch(lambda cb: a2c.train("CartPole-v1", a2c.A2CConfig(entropy_coef=0.05), Run(steps=hist_a2c.env_steps, seed=0, eval_every=2048, callback=cb)),
+with_bonus = live.watch(lambda cb: a2c.train("CartPole-v1", a2c.A2CConfig(entropy_coef=0.05),
+                                             Run(steps=hist_a2c.env_steps, eval_every=2048, callback=cb)),
                         total_steps=hist_a2c.env_steps, title="A2C with an entropy bonus c_H = 0.05")
 fig, ax = plt.subplots(figsize=(6, 3))
 for h, label in [(hist_a2c, "c_H = 0"), (with_bonus, "c_H = 0.05")]:
@@ -362,8 +363,10 @@ assert h1 > h0
 SEEDS = [0, 1, 2]
 jobs = {}
 for seed in SEEDS:
-    jobs["A2C", seed] = lambda cb, seed=seed: a2c.train("CartPole-v1", None, Run(steps=100_000, seed=seed, target=475, eval_every=2048, callback=cb))
-    jobs["REINFORCE", seed] = lambda cb, seed=seed: reinforce.train("CartPole-v1", None, Run(steps=150_000, seed=seed, target=475, eval_every=2048, callback=cb))
+    jobs["A2C", seed] = lambda cb, seed=seed: a2c.train(
+        "CartPole-v1", run=Run(steps=100_000, seed=seed, target=475, eval_every=2048, callback=cb))
+    jobs["REINFORCE", seed] = lambda cb, seed=seed: reinforce.train(
+        "CartPole-v1", run=Run(steps=150_000, seed=seed, target=475, eval_every=2048, callback=cb))
 finished = live.sweep(jobs, steps_per_run=150_000, target=475, title="A2C vs REINFORCE, 3 seeds each")
 runs = {name: [finished[name, seed] for seed in SEEDS] for name in ("A2C", "REINFORCE")}
 

@@ -544,7 +544,8 @@ assert all(gain > 0 for gain, j in zip(logs["surrogate_gain"], logs["accepted_j"
 
 # %%
 def train_a2c(callback, lr=1e-3):
-    return a2c.train("CartPole-v1", a2c.A2CConfig(lr=lr), Run(steps=100_000, seed=0, target=475.0, eval_every=2048, callback=callback))
+    run = Run(steps=100_000, target=475.0, eval_every=2048, callback=callback)
+    return a2c.train("CartPole-v1", a2c.A2CConfig(lr=lr), run)
 
 
 hist_a2c = live.demo(train_a2c, knobs={"lr": (1e-4, 1e-2, 1e-4, 1e-3)}, total_steps=100_000, target=475.0,
@@ -553,7 +554,8 @@ hist_a2c = live.demo(train_a2c, knobs={"lr": (1e-4, 1e-2, 1e-4, 1e-3)}, total_st
 
 # %%
 def train_vanilla(callback, vanilla_lr=10.0):
-    return trpo.train("CartPole-v1", trpo.Config(vanilla_lr=vanilla_lr), Run(steps=30_000, seed=0, eval_every=2048, callback=callback))
+    run = Run(steps=30_000, eval_every=2048, callback=callback)
+    return trpo.train("CartPole-v1", trpo.Config(vanilla_lr=vanilla_lr), run)
 
 
 hist_van = live.demo(train_vanilla, knobs={"vanilla_lr": (0.1, 30.0, 0.1, 10.0)}, total_steps=30_000,

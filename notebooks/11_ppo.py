@@ -425,7 +425,9 @@ VARIANTS = {"default": {}, "no clipping": {"clip_eps": float("inf")}, "one epoch
             "no adv. norm.": {"normalize_adv": False}, "lr 2e-2": {"lr": 2e-2},
             "lr 2e-2, no clipping": {"lr": 2e-2, "clip_eps": float("inf")}}
 SEEDS, BUDGET = (0, 1, 2), 40_000
-jobs = {(name, seed): (lambda cb, change=change, seed=seed: ppo.train("CartPole-v1", ppo.Config(**change), Run(steps=BUDGET, seed=seed, target=475.0, eval_every=2048, callback=cb)))
+jobs = {(name, seed): (lambda cb, change=change, seed=seed: ppo.train(
+            "CartPole-v1", ppo.Config(**change),
+            Run(steps=BUDGET, seed=seed, target=475.0, eval_every=2048, callback=cb)))
         for name, change in VARIANTS.items() for seed in SEEDS}
 ablation_runs = live.sweep(jobs, steps_per_run=BUDGET, target=475.0, title="PPO ablations on CartPole, 3 seeds each")
 ablation = {key: (h.solved_at_steps, h.wall_s, h.best_return, max(h.logs["approx_kl"]))
@@ -478,8 +480,9 @@ assert np.all(max_kl["lr 2e-2, no clipping"] > 10 * max_kl["lr 2e-2"])
 # while the notebook runs (shared CPUs make it noisy).
 
 # %%
-others = live.sweep({"A2C": lambda cb: a2c.train("CartPole-v1", None, Run(steps=100_000, seed=0, target=475.0, eval_every=2048, callback=cb)),
-                      "TRPO": lambda cb: trpo.train("CartPole-v1", None, Run(steps=100_000, seed=0, target=475.0, eval_every=2048, callback=cb))},
+SEED0 = dict(steps=100_000, seed=0, target=475.0, eval_every=2048)
+others = live.sweep({"A2C": lambda cb: a2c.train("CartPole-v1", run=Run(**SEED0, callback=cb)),
+                     "TRPO": lambda cb: trpo.train("CartPole-v1", run=Run(**SEED0, callback=cb))},
                      steps_per_run=100_000, target=475.0, title="A2C and TRPO, seed 0")
 hist_a2c, hist_trpo = others["A2C"], others["TRPO"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
@@ -517,7 +520,8 @@ assert hist_a2c.solved and hist_trpo.solved and ablation_runs["default", 0].solv
 # ### The CartPole settings fail
 
 # %%
-hist_cp_cfg = live.watch(lambda cb: ppo.train("Pendulum-v1", ppo.Config(), Run(steps=32_768, seed=0, eval_every=8192, eval_episodes=10, callback=cb)),
+hist_cp_cfg = live.watch(lambda cb: ppo.train("Pendulum-v1", ppo.Config(),
+                                              Run(steps=32_768, eval_every=8192, eval_episodes=10, callback=cb)),
                          total_steps=32_768, target=-300, title="PPO, CartPole settings, on Pendulum")
 print("CartPole defaults on Pendulum, eval returns:", [round(e[2]) for e in hist_cp_cfg.evals])
 assert hist_cp_cfg.best_return < -900
@@ -561,7 +565,8 @@ assert hist_cp_cfg.best_return < -900
 
 # %%
 cfg_few_steps = dataclasses.replace(ppo.PENDULUM, epochs=4, minibatches=4)
-hist_few = live.watch(lambda cb: ppo.train("Pendulum-v1", cfg_few_steps, Run(steps=32_768, seed=0, eval_every=8192, eval_episodes=10, callback=cb)),
+hist_few = live.watch(lambda cb: ppo.train("Pendulum-v1", cfg_few_steps,
+                                           Run(steps=32_768, eval_every=8192, eval_episodes=10, callback=cb)),
                       total_steps=32_768, target=-300, title="PPO, Pendulum preset with 4 x 4 minibatch steps")
 print("preset with 4 epochs x 4 minibatches, eval returns:", [round(e[2]) for e in hist_few.evals])
 assert not hist_few.solved and hist_few.best_return < -700
@@ -576,7 +581,8 @@ print(ppo.PENDULUM)
 def train_pendulum(callback, gamma=0.9, n_steps=256, lr=1e-3, reward_scale=0.1, epochs=10):
     cfg = dataclasses.replace(ppo.PENDULUM, gamma=gamma, n_steps=int(n_steps), lr=lr, reward_scale=reward_scale,
                               epochs=int(epochs))
-    return ppo.train("Pendulum-v1", cfg, Run(steps=60_000, seed=0, target=-300.0, eval_every=8192, eval_episodes=10, callback=callback))
+    return ppo.train("Pendulum-v1", cfg, Run(steps=60_000, target=-300.0, eval_every=8192, eval_episodes=10,
+                                             callback=callback))
 
 
 hist_pend = live.demo(train_pendulum, knobs={"gamma": (0.8, 0.999, 0.005, 0.9), "n_steps": [256, 64, 128, 512],

@@ -148,7 +148,7 @@ for alpha in (0.1, 0.3, 1.0):
 
 # %%
 # `TabularMDP.soft_q_values(alpha)` runs soft value iteration; `TabularMDP.soft_J(theta, alpha)` computes
-# $J_\alpha(\theta) = \mu_0^\top (I - \gamma P_\pi)^{-1}(r_\pi + \alpha H_\pi)$ exactly (a linear solve, differentiable).
+# J_alpha(theta) = mu0 . (I - gamma P_pi)^-1 (r_pi + alpha H_pi) exactly (a linear solve, differentiable).
 mdp = small_mdp()
 
 

@@ -149,7 +149,7 @@ def test_accepts_and_trains(capsys):
     """All three layers, training included (budget 6,000 steps)."""
     check_sac_update(update_plain)
     out = capsys.readouterr().out
-    assert "all checks passed" in out and "trains Pendulum-v1" in out
+    assert "all checks passed" in out and "trained Pendulum-v1" in out
 
 
 # --- wrong updates, each with its own message -----------------------------------------------------------------------

@@ -124,7 +124,7 @@ def test_accepts_and_trains(capsys):
     """All three layers, training included (seed 0, budget 9,000 steps)."""
     check_td3_update(update_plain)
     out = capsys.readouterr().out
-    assert "all checks passed" in out and "trains Pendulum-v1" in out
+    assert "all checks passed" in out and "trained Pendulum-v1" in out
 
 
 # --- wrong updates, each with its own message -----------------------------------------------------------------------

@@ -21,11 +21,10 @@ import torch
 from torch import Tensor
 
 from lecturekit.algos import Algo
-from lecturekit.envs import make_unit_vec
-from lecturekit.evaluation import History, Monitor, Run, generators
+from lecturekit.evaluation import History, Monitor, Run
 from lecturekit.losses import actor_critic_loss, clip_grads, policy_gradient_loss, value_loss
-from lecturekit.nets import ActorCritic, greedy_act_fn
-from lecturekit.rollout import Rollout, loop
+from lecturekit.nets import ActorCritic
+from lecturekit.rollout import Rollout, actor_critic_setup, loop
 
 
 @dataclass
@@ -83,11 +82,8 @@ def train(env_id: str, cfg: A2CConfig | None = None, run: Run | None = None, *, 
     """Train A2C on `env_id` as `run` says (steps, seed, target, evaluation); `update(model, opt, ro, cfg)` takes
     each gradient step (see `lecturekit.algos` for the protocol).  History.model is the ActorCritic."""
     cfg, run = cfg or A2CConfig(), run or Run()
-    gen, _ = generators(run.seed)
-    envs = make_unit_vec(env_id, cfg.n_envs)
-    model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init, gen)
+    envs, model, act_fn, gen = actor_critic_setup(env_id, cfg, run.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
     mon = Monitor("a2c", env_id, run, config=cfg)
     return loop(envs, model, mon, cfg.n_steps, run.seed, gen, lambda ro, _: update(model, opt, ro, cfg), act_fn)
 

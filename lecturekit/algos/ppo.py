@@ -15,7 +15,7 @@ being optimised (importance sampling, as in TRPO); the clip + min takes away the
 1 +- eps, which keeps pi_theta close to pi_k with first-order steps only.
 
 Discrete actions use a softmax head; bounded Box actions a Gaussian head in [-1, 1] units (the same environment
-helpers as A2C and TRPO: `envs.make_unit_vec`, `nets.greedy_act_fn`).  `clip_eps=inf` removes the clipping (the plain
+helpers as A2C and TRPO: `rollout.actor_critic_setup`).  `clip_eps=inf` removes the clipping (the plain
 importance-sampled surrogate), which the notebook uses as an ablation.
 """
 from __future__ import annotations
@@ -30,11 +30,10 @@ from torch import Tensor
 
 from lecturekit.algos import Algo
 from lecturekit.distributions import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
-from lecturekit.envs import make_unit_vec
-from lecturekit.evaluation import History, Monitor, Run, generators
+from lecturekit.evaluation import History, Monitor, Run
 from lecturekit.losses import clip_grads, explained_variance, normalize_advantages, value_loss
-from lecturekit.nets import ActorCritic, greedy_act_fn
-from lecturekit.rollout import Rollout, Steps, loop
+from lecturekit.nets import ActorCritic
+from lecturekit.rollout import Rollout, Steps, actor_critic_setup, loop
 
 
 @dataclass
@@ -189,11 +188,8 @@ def train(env_id: str, cfg: Config | None = None, run: Run | None = None, *, upd
     epoch's minibatches), explained_var (of the rollout's values), epochs_run, lr.  History.model is the ActorCritic.
     """
     cfg, run = cfg or Config(), run or Run()
-    gen, _ = generators(run.seed)
-    envs = make_unit_vec(env_id, cfg.n_envs)
-    model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init, gen)
+    envs, model, act_fn, gen = actor_critic_setup(env_id, cfg, run.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
     mon = Monitor("ppo", env_id, run, config=cfg)
 
     def ppo_update(ro: Rollout, env_steps: int) -> dict:

@@ -244,7 +244,8 @@ def train(env_id: str, cfg: Config | None = None, run: Run | None = None, *, col
     cfg, run = cfg or Config(), run or Run()
     gen, _ = generators(run.seed)
     envs = make_vec(env_id, cfg.n_episodes, run.seed)
-    t_max = envs.spec.max_episode_steps if envs.spec is not None and envs.spec.max_episode_steps else cfg.max_episode_steps
+    t_max = (envs.spec.max_episode_steps if envs.spec is not None and envs.spec.max_episode_steps
+             else cfg.max_episode_steps)
     model = make_model(envs.single_observation_space, envs.single_action_space, cfg, gen)
     policy = Policy(model, envs.single_action_space, gen)
     pi_params = list(model.pi.parameters()) + ([model.log_std] if hasattr(model, "log_std") else [])

@@ -3,7 +3,8 @@
 
 Each update collects a rollout of T steps in N environments with the current policy pi_k and solves, approximately,
 
-    max_theta  L(theta) = E[ pi_theta(a|s) / pi_k(a|s) * A_k(s, a) ]   s.t.   E_s[ KL(pi_k(.|s) || pi_theta(.|s)) ] <= delta
+    max_theta  L(theta) = E[ pi_theta(a|s) / pi_k(a|s) * A_k(s, a) ]
+    s.t.       E_s[ KL(pi_k(.|s) || pi_theta(.|s)) ] <= delta
 
 1. g = grad L at theta_k (the policy gradient), x ~= F^{-1} g by conjugate gradient with Fisher-vector products,
 2. the largest step along x whose quadratic KL model equals delta: beta = sqrt(2 delta / x^T F x),
@@ -12,7 +13,7 @@ Each update collects a rollout of T steps in N environments with the current pol
 The critic V_w is fitted to the value targets with Adam, on the same loss as A2C (`losses.value_loss`); advantages
 are GAE from the shared rollout code (truncation and autoreset steps handled there).
 Works for Discrete actions (softmax policy) and 1-D Box actions (Gaussian policy, state-independent log std, in the
-[-1, 1] units of `envs.make_unit_vec`).
+[-1, 1] units of `envs.make_unit_vec`; see `rollout.actor_critic_setup`).
 """
 from __future__ import annotations
 
@@ -23,11 +24,10 @@ from torch import Tensor
 
 from lecturekit import optim
 from lecturekit.algos import Algo
-from lecturekit.envs import make_unit_vec
-from lecturekit.evaluation import History, Monitor, Run, generators
+from lecturekit.evaluation import History, Monitor, Run
 from lecturekit.losses import normalize_advantages, value_loss
-from lecturekit.nets import ActorCritic, greedy_act_fn
-from lecturekit.rollout import Rollout, loop
+from lecturekit.nets import ActorCritic
+from lecturekit.rollout import Rollout, actor_critic_setup, loop
 
 
 @dataclass
@@ -82,14 +82,18 @@ def frozen_dist_params(model: ActorCritic, obs: Tensor):
         return old.clone() if model.discrete else (old[0].clone(), old[1].clone())
 
 
+def policy_gradient_at_theta_k(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, adv: Tensor):
+    """(theta, pi_k's distribution parameters, L(theta_k), g = grad L(theta_k) flat): what both steps start from."""
+    params = policy_params(model)
+    surr = surrogate_objective(model.log_prob(obs, act), logp_old, adv)
+    return params, frozen_dist_params(model, obs), surr, optim.flat_grad(surr, params)
+
+
 # --- one update -----------------------------------------------------------------------------------------------------
 def trpo_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, adv: Tensor, cfg: Config) -> dict:
     """Natural-gradient direction by conjugate gradient, scaled to the KL radius, then the line search.
     Shapes: obs (B, obs_dim), act (B,) or (B, act_dim), logp_old, adv (B,).  Changes the actor in place."""
-    params = policy_params(model)
-    old = frozen_dist_params(model, obs)
-    surr = surrogate_objective(model.log_prob(obs, act), logp_old, adv)
-    g = optim.flat_grad(surr, params)
+    params, old, surr, g = policy_gradient_at_theta_k(model, obs, act, logp_old, adv)
     fvp = optim.fisher_vector_product(mean_kl(model, obs, old), params, cfg.damping)
     x = optim.conjugate_gradient(fvp, g, cfg.cg_iters)
     full_step = optim.max_step_scale(x, fvp(x), cfg.max_kl) * x
@@ -111,10 +115,7 @@ def trpo_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, ad
 def vanilla_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, adv: Tensor, cfg: Config) -> dict:
     """The step TRPO replaces: theta_{k+1} = theta_k + alpha g, with no look at how far the policy moves.
     Lecture: "Why Vanilla Gradients May Fail".  Same data, same g, same logs as `trpo_step` (accepted_j is 0)."""
-    params = policy_params(model)
-    old = frozen_dist_params(model, obs)
-    surr = surrogate_objective(model.log_prob(obs, act), logp_old, adv)
-    g = optim.flat_grad(surr, params)
+    params, old, surr, g = policy_gradient_at_theta_k(model, obs, act, logp_old, adv)
     optim.set_flat_params(params, optim.get_flat_params(params) + cfg.vanilla_lr * g)
     with torch.no_grad():
         gain = float(surrogate_objective(model.log_prob(obs, act), logp_old, adv) - surr)
@@ -155,11 +156,8 @@ def train(env_id: str, cfg: Config | None = None, run: Run | None = None, *, upd
     KL of the accepted step), surrogate_gain, grad_norm, value_loss, entropy.  History.model is the ActorCritic.
     """
     cfg, run = cfg or Config(), run or Run()
-    gen, _ = generators(run.seed)
-    envs = make_unit_vec(env_id, cfg.n_envs)
-    model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init, gen)
+    envs, model, act_fn, gen = actor_critic_setup(env_id, cfg, run.seed)
     vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr)
-    act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
     mon = Monitor("trpo", env_id, run, config=cfg)
     return loop(envs, model, mon, cfg.n_steps, run.seed, gen, lambda ro, _: update(model, vf_opt, ro, cfg), act_fn)
 

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lecturekit.course.checking import Check, CheckFailed, describe
+from lecturekit.course.checking import Check, CheckFailed
 
 
 # --- what one update needs and what it did ------------------------------------------------------------------------
@@ -174,11 +174,14 @@ def run_update(fn: Callable, make: Callable[[], Trial], call: Callable | None = 
             steps[oname].append(seen)
         hooks.append(opt.register_step_pre_hook(hook))
     snaps = {k: _snapshot(v) for k, v in trial.inputs.items()}
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+    np_state = np.random.get_state()
     try:
-        stats = (call or (lambda f, *a, **k: f(*a, **k)))(fn, *trial.args, **trial.kwargs)
+        with torch.random.fork_rng(devices=[]):  # the caller's global generators are left as they were
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            stats = (call or (lambda f, *a, **k: f(*a, **k)))(fn, *trial.args, **trial.kwargs)
     finally:
+        np.random.set_state(np_state)
         for h in hooks:
             h.remove()
     deltas: dict = {g: {} for g in trial.groups}
@@ -305,7 +308,8 @@ def _check_stats(c: Check, stats, keys: Sequence[str], case: str) -> None:
                     "even if you do not use it.")
     missing = [k for k in keys if k not in stats]
     if missing:
-        c.fail(case, expected=f"the keys {', '.join(keys)}", got=f"a dict with keys {', '.join(map(str, stats)) or '(none)'}",
+        have = ", ".join(map(str, stats)) or "(none)"
+        c.fail(case, expected=f"the keys {', '.join(keys)}", got=f"a dict with keys {have}",
                hint=f"add {', '.join(repr(k) for k in missing)} to the diagnostics dict your update returns.")
     for k in keys:
         v = stats[k]
@@ -372,8 +376,8 @@ def check_update(c: Check, fn: Callable, reference: Callable, make: Callable[[],
                 except Exception:  # pragma: no cover
                     continue
                 if not compare(got, out, rtol) and not _stats_report(got.stats, out.stats, keys, stat_rtol)[0]:
-                    c.fail(case, expected=f"'{k}' = {float(ref.stats[k]):.6g}", got=f"'{k}' = {float(got.stats[k]):.6g}",
-                           hint=m.hint)
+                    c.fail(case, expected=f"'{k}' = {float(ref.stats[k]):.6g}",
+                           got=f"'{k}' = {float(got.stats[k]):.6g}", hint=m.hint)
             c.fail(case, expected=f"'{k}' = {float(ref.stats[k]):.6g} (the update itself is right)",
                    got=f"'{k}' = {float(got.stats[k]):.6g}",
                    hint=(stat_hints or {}).get(k, f"compute the diagnostic '{k}' as the docstring says."))
@@ -407,6 +411,9 @@ def _summary(d: Difference, got: Outcome, ref: Outcome, keys, stat_rtol) -> str:
 
 def _generic_hint(first: Difference, diffs: list[Difference], group_hints: dict) -> str:
     if first.kind == "steps":
+        if "was called 0 time(s)" in first.detail:
+            return (f"your update never called step() of the optimizer `{first.group}` it was given: use that "
+                    "optimizer (do not create a new one inside the update; it would start from scratch every call).")
         return ("count your optimizer steps: " + group_hints.get("steps", "one step per gradient update, as the "
                                                                           "docstring describes."))
     if first.kind == "grad":
@@ -496,9 +503,10 @@ def synthetic_rollout(model, T: int, N: int, seed: int, logp_noise: float = 0.0)
     obs = torch.randn((T, N, 4), generator=gen) * 0.5
     with torch.no_grad():
         logits = model.dist_params(obs)
-        act = torch.distributions.Categorical(logits=logits).sample() if model.discrete else None
-        if act is None:  # pragma: no cover - the course's on-policy checks use CartPole
+        if not model.discrete:  # pragma: no cover - the course's on-policy checks use CartPole
             raise ValueError("synthetic_rollout: discrete models only")
+        probs = torch.softmax(logits, -1).reshape(T * N, -1)
+        act = torch.multinomial(probs, 1, generator=gen).reshape(T, N)
         logp = model.log_prob(obs, act)
         if logp_noise:
             logp = logp + logp_noise * torch.randn((T, N), generator=gen)
@@ -509,20 +517,13 @@ def synthetic_rollout(model, T: int, N: int, seed: int, logp_noise: float = 0.0)
     return Rollout(obs, act, logp, values, rewards, term, trunc, valid, last_value)
 
 
+def trained(result: tuple, task: str = "CartPole-v1") -> str:
+    """The checker's summary of a `check_training` result (History, seed, seconds)."""
+    hist, seed, secs = result
+    return (f"trained {task} to {hist.final_return:.0f} in {hist.solved_at_steps:,} steps ({secs:.1f} s, "
+            f"seed {seed})")
+
+
 def train_with(algo, env_id: str, cfg, run, fn, **seam):
     """`algo.train(env_id, cfg, run, update=fn, **seam)`: the student's function through the algorithm's seam."""
-    import inspect
-
-    if "update" in inspect.signature(algo.train).parameters:
-        return algo.train(env_id, cfg, run, update=fn, **seam)
-    # TEMPORARY until the seam of issue 14 is merged: swap the module's functions for the run
-    saved = {k: getattr(algo, k) for k in ["update", *seam]}
-    try:
-        algo.update = fn
-        for k, v in seam.items():
-            setattr(algo, k, v)
-        return algo.train(env_id, cfg, steps=run.steps, seed=run.seed, target=run.target, eval_every=run.eval_every,
-                          eval_episodes=run.eval_episodes, callback=run.callback)
-    finally:
-        for k, v in saved.items():
-            setattr(algo, k, v)
+    return algo.train(env_id, cfg, run, update=fn, **seam)

@@ -67,7 +67,8 @@ def obs_to_float(obs) -> np.ndarray:
 # The course's own environments (lecture part 2, applications). Importing lecturekit.envs registers them.
 def _register_course_envs() -> None:
     for env_id, entry in [("lecturekit/DynamicPricing-v0", "lecturekit.envs.pricing:DynamicPricingEnv"),
-                          ("lecturekit/InventoryControl-v0", "lecturekit.envs.inventory:InventoryControlEnv")]:
+                          ("lecturekit/InventoryControl-v0", "lecturekit.envs.inventory:InventoryControlEnv"),
+                          ("lecturekit/PrecisionBandit-v0", "lecturekit.envs.bandit:PrecisionBandit")]:
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry)
     if "lecturekit/CliffWalkingOneHot-v0" not in gym.registry:

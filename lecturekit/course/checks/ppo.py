@@ -269,15 +269,11 @@ PPO_UPDATE_KEYS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fr
 PPO_BUDGET, PPO_SEEDS = 50_000, (0, 1)  # layer 3: CartPole-v1 475 within this many env steps on one of these seeds
 
 
-def _gae_lambda(cfg) -> float:
-    return cfg.gae_lambda if hasattr(cfg, "gae_lambda") else cfg.lam
-
-
 def _ppo_variant(model, opt, ro, cfg, gen, bug: str | None = None) -> dict:
     """The PPO update written out step by step (independently of `lecturekit.algos.ppo`), with one bug if asked."""
     import math
 
-    adv_tn, ret_tn = ro.advantages(cfg.gamma, _gae_lambda(cfg))
+    adv_tn, ret_tn = ro.advantages(cfg.gamma, cfg.gae_lambda)
     if bug == "ret_is_adv":
         ret_tn = adv_tn
     m = torch.ones(ro.valid.shape, dtype=torch.bool) if bug == "no_mask" else torch.as_tensor(ro.valid)
@@ -311,7 +307,8 @@ def _ppo_variant(model, opt, ro, cfg, gen, bug: str | None = None) -> dict:
             surr = clipped if bug == "no_min" else torch.max(ratio * a, clipped) if bug == "max" else \
                 torch.min(ratio * a, clipped)
             pi_l = -surr.mean()
-            v_l = (v - ret[idx]).pow(2).mean()
+            target = adv_tn[m][idx] + model.value(obs[idx]) if bug == "ret_with_grad" else ret[idx]
+            v_l = (v - target).pow(2).mean()
             c_h = -cfg.entropy_coef if bug == "ent_sign" else cfg.entropy_coef
             loss = pi_l + (1.0 if bug == "no_value_coef" else cfg.value_coef) * v_l - c_h * ent
             if bug != "no_zero_grad":
@@ -354,6 +351,9 @@ PPO_MISTAKES = {
               "missing (clipping alone also removes the penalty for moving the wrong way).",
     "max": "take the min of the two terms, not the max: PPO's objective is a pessimistic (lower) bound.",
     "ret_is_adv": "the value target is A_t + V(s_t) (the second tensor ro.advantages returns), not the advantage.",
+    "ret_with_grad": "the value target carries gradient: it must be the constant A + V_old with the values stored "
+                     "in the rollout (ro.advantages' second tensor); with the current critic inside the target, "
+                     "(V - (A + V))^2 = A^2 does not train the critic at all.",
     "no_value_coef": "the critic's term is weighted by cfg.value_coef: loss = policy_loss + value_coef * value_loss "
                      "- entropy_coef * entropy.",
     "ent_sign": "the entropy bonus has the wrong sign: subtract entropy_coef * mean(H) from the loss.",
@@ -390,8 +390,7 @@ def _ppo_trial(cfg, seed: int):
     from lecturekit.nets import ActorCritic
 
     def make():
-        torch.manual_seed(seed)
-        model = ActorCritic(*cartpole_spaces(), hidden=(32, 32))
+        model = ActorCritic(*cartpole_spaces(), hidden=(32, 32), generator=torch.Generator().manual_seed(seed))
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         warm_up([opt], seed)
         ro = synthetic_rollout(model, cfg.n_steps, cfg.n_envs, seed, logp_noise=0.3)
@@ -417,7 +416,7 @@ def check_ppo_update(fn, train: bool = True) -> None:
     from functools import partial
 
     from lecturekit.algos import ppo
-    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with
+    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with, trained
     from lecturekit.evaluation import Run
 
     c = Check("ppo_update")
@@ -435,8 +434,8 @@ def check_ppo_update(fn, train: bool = True) -> None:
                      stats_keys=PPO_UPDATE_KEYS, group_hints=PPO_GROUP_HINTS, stat_hints=PPO_STAT_HINTS)
     summary = f"{len(trials)} one-update checks, {len(mistakes)} known mistakes ruled out"
     if train:
-        hist, seed, secs = check_training(
-            c, lambda s: train_with(ppo, "CartPole-v1", ppo.Config(), Run(steps=PPO_BUDGET, seed=s, target=475.0), fn),
-            seeds=PPO_SEEDS, budget=PPO_BUDGET, target=475.0, task="CartPole-v1")
-        summary += f"; trained CartPole-v1 to {hist.final_return:.0f} in {hist.solved_at_steps:,} steps ({secs:.1f} s, seed {seed})"
+        run = lambda s: Run(steps=PPO_BUDGET, seed=s, target=475.0, eval_every=2048)  # noqa: E731
+        result = check_training(c, lambda s: train_with(ppo, "CartPole-v1", ppo.Config(), run(s), fn),
+                                seeds=PPO_SEEDS, budget=PPO_BUDGET, target=475.0, task="CartPole-v1")
+        summary += "; " + trained(result)
     c.passed(summary)

@@ -12,7 +12,7 @@ from torch import nn
 from lecturekit.algos import td3 as _td3
 from lecturekit.buffers import Batch
 from lecturekit.course.checking import Check, CheckFailed, checker, describe
-from lecturekit.course.updatecheck import Mistake, Trial, check_training, check_update
+from lecturekit.course.updatecheck import Mistake, Trial, check_training, check_update, trained
 from lecturekit.offpolicy import clipped_double_q_target as _td3_target
 from lecturekit.offpolicy import polyak_update as _polyak_update
 
@@ -584,7 +584,6 @@ def train_with_update(algo: str, update, cfg=None, *, steps: int, seed: int = 0,
 
 
 def _train_layer(c: Check, algo: str, update, seeds, budget: int) -> str:
-    hist, seed, secs = check_training(c, lambda seed: train_with_update(algo, update, steps=budget, seed=seed),
-                                      seeds=seeds, budget=budget, target=TRAIN_TARGET, task=TRAIN_ENV)
-    return (f"trains {TRAIN_ENV} to {TRAIN_TARGET:g} in {hist.env_steps:,} steps (budget {budget:,}, seed {seed}, "
-            f"{secs:.0f} s)")
+    result = check_training(c, lambda seed: train_with_update(algo, update, steps=budget, seed=seed),
+                            seeds=seeds, budget=budget, target=TRAIN_TARGET, task=TRAIN_ENV)
+    return trained(result, TRAIN_ENV) + f" (budget {budget:,} steps)"
