@@ -407,7 +407,8 @@ SAC_BUGS = {  # name -> what the student is told (each re-enacted by `_sac_refer
     "temp_log_alpha": "the temperature loss uses log_alpha where alpha = log_alpha.exp() belongs: "
                       "mean(log_alpha.exp() * (-logp.detach() - target_entropy)).",
     "alpha_not_detached": "log_alpha also received the actor loss's gradient: in the actor loss alpha is a "
-                          "constant (alpha = log_alpha.exp().item() or .detach()); only the temperature loss trains it.",
+                          "constant (alpha = log_alpha.exp().item() or .detach()); only the temperature loss trains "
+                          "it.",
     "logp_of_current": "the target's entropy term uses log pi of the action at s: use log pi(a'|s') of the fresh next "
                        "action a' sampled at s' (with eps_next), the same a' the target critics evaluate.",
     "noise_swapped": "the two noises are swapped: eps_next makes the next action a' at s' (for the target), eps_now "
@@ -481,7 +482,8 @@ def _sac_watch(c: Check, update, case: str):
                      "the mean action at s' (no noise)": center + half * torch.tanh(mu),
                      "a sample at s' made with eps_now": _sac_sample(agent.actor, batch.next_obs, eps_now)[0]}
             right = _sac_sample(agent.actor, batch.next_obs, eps_next)[0]
-        rec = _Recorder({**_critic_modules("critic", agent.critic), **_critic_modules("critic_targ", agent.critic_targ)})
+        rec = _Recorder({**_critic_modules("critic", agent.critic),
+                         **_critic_modules("critic_targ", agent.critic_targ)})
         try:
             out = update(agent, batch, step, noise)
         finally:

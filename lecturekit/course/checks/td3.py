@@ -482,7 +482,8 @@ def _td3_watch(c: Check, update, case: str):
             expected_a2 = _td3_target_action(agent, batch.next_obs, noise)
             wrong_a2 = {bug: _td3_target_action(agent, batch.next_obs, noise, (bug,)) for bug in TARGET_ACTION_BUGS}
         rec = _Recorder({"actor": agent.actor, "actor_targ": agent.actor_targ,
-                         **_critic_modules("critic", agent.critic), **_critic_modules("critic_targ", agent.critic_targ)})
+                         **_critic_modules("critic", agent.critic),
+                         **_critic_modules("critic_targ", agent.critic_targ)})
         try:
             out = update(agent, batch, step, noise)
         finally:
@@ -586,4 +587,4 @@ def train_with_update(algo: str, update, cfg=None, *, steps: int, seed: int = 0,
 def _train_layer(c: Check, algo: str, update, seeds, budget: int) -> str:
     result = check_training(c, lambda seed: train_with_update(algo, update, steps=budget, seed=seed),
                             seeds=seeds, budget=budget, target=TRAIN_TARGET, task=TRAIN_ENV)
-    return trained(result, TRAIN_ENV) + f" (budget {budget:,} steps)"
+    return trained(result, TRAIN_ENV) + f"; budget {budget:,} steps"
