@@ -336,7 +336,7 @@ assert variances[0] > 10 * min(variances)              # and b = 0 is far worse 
 
 # %%
 from lecturekit.checks import check_score_gradient_samples
-from lecturekit.returns import discounted_returns
+from lecturekit.returns import discounted_returns as returns_to_go  # exercise 00, the reference one
 
 
 def score_gradient_samples(theta, episodes, gamma, baseline):
@@ -355,7 +355,7 @@ def score_gradient_samples(theta, episodes, gamma, baseline):
     b = np.broadcast_to(np.asarray(baseline, dtype=float), (S,))
     out = np.zeros((len(episodes), S, A))
     for i, (states, actions, rewards) in enumerate(episodes):
-        G = discounted_returns(rewards, gamma)
+        G = returns_to_go(rewards, gamma)
         for t, (s, a) in enumerate(zip(states, actions)):
             w = gamma ** t * (G[t] - b[s])
             out[i, s] -= w * pi[s]
@@ -382,7 +382,7 @@ mdp = TabularMDP(P=base.P, R=base.R + 1.0 * ~base.terminal[:, None], gamma=base.
 theta = np.random.default_rng(1).normal(size=(mdp.n_states, mdp.n_actions))
 episodes = mdp.sample_episodes(theta, 4000, np.random.default_rng(0))
 exact = mdp.exact_gradient(theta).numpy()
-mean_G = np.mean(np.concatenate([discounted_returns(r, mdp.gamma) for _, _, r in episodes]))
+mean_G = np.mean(np.concatenate([returns_to_go(r, mdp.gamma) for _, _, r in episodes]))
 measured = {}
 for name, b in [("none", 0.0), ("mean return", mean_G), ("exact V(s)", mdp.value(theta).numpy())]:
     g = score_gradient_samples(theta, episodes, mdp.gamma, b)

@@ -86,8 +86,8 @@ REFERENCES: dict[str, list[str]] = {
     "kl_categorical": ["lecturekit.optim.kl_categorical"],
     "conjugate_gradient": ["lecturekit.optim.conjugate_gradient"],
     "trpo_line_search": ["lecturekit.optim.trpo_line_search", "lecturekit.optim.line_search"],
-    "tabular_fisher": [],
-    "natural_gradient_step": [],
+    "tabular_fisher": ["lecturekit.optim.fisher_matrix_categorical"],
+    "natural_gradient_step": ["lecturekit.optim.max_step_scale", "lecturekit.optim.fisher_matrix_categorical"],
     "fisher_vector_product": ["lecturekit.optim.fisher_vector_product", "lecturekit.optim.hessian_vector_product"],
     "trpo_update": ["lecturekit.algos.trpo.update"],
     # ex05
@@ -106,14 +106,14 @@ REFERENCES: dict[str, list[str]] = {
     "sac_critic_target": ["lecturekit.algos.sac.sac_critic_target"],
     "sac_actor_loss": ["lecturekit.algos.sac.sac_actor_loss"],
     "temperature_loss": ["lecturekit.algos.sac.temperature_loss"],
-    "reparameterized_sample": [],
+    "reparameterized_sample": ["lecturekit.distributions.squashed_gaussian_sample"],
     "tanh_density": ["lecturekit.distributions.tanh_log_abs_det_jacobian",
                      "lecturekit.distributions.squashed_gaussian_log_prob"],
     "sac_update": ["lecturekit.algos.sac.update"],
     # ex08
     "fixed_reward_to_go": ["lecturekit.returns.discounted_returns", "lecturekit.returns.bootstrapped_returns"],
-    "fixed_policy_loss": [],
-    "fixed_critic_loss": [],
+    "fixed_policy_loss": ["lecturekit.algos.reinforce.reinforce_loss"],
+    "fixed_critic_loss": ["lecturekit.offpolicy.td_target", "lecturekit.algos.td3.clipped_double_q_target"],
 }
 
 
