@@ -39,7 +39,7 @@ def test_help_lists_algorithms():
     (["train", "reinforce", "--set", "no_such_field=1"], "has no field 'no_such_field'"),
     (["train", "ppo", "--no-such-field", "1"], "ppo's Config has no field 'no_such_field'"),
     (["train", "ppo", "--clip-eps", "x"], "argument --clip-eps: invalid float value: 'x'"),
-    (["train", "ppo", "--lam", "2"], "ppo's Config: lam must be in [0, 1]"),
+    (["train", "ppo", "--gae-lambda", "2"], "ppo's Config: gae_lambda must be in [0, 1]"),
     (["train", "ppo", "--steps", "0"], "argument --steps: must be a positive integer, got '0'"),
     (["train", "ppo", "--eval-every", "0"], "argument --eval-every: must be a positive integer"),
     (["train", "ppo", "--eval-episodes", "0"], "argument --eval-episodes: must be a positive integer"),
@@ -210,18 +210,15 @@ def test_the_full_command_reaches_config_and_run(monkeypatch, capsys):
     assert seen["env"] == "Pendulum-v1" and (seen["run"].steps, seen["run"].eval_episodes) == (Run().steps, 20)
 
 
-def test_call_train_takes_the_new_and_the_old_signature():
+def test_call_train_passes_the_run():
     got = []
 
-    def new(env_id, cfg=None, run=None, *, update=None):
-        got.append(("new", env_id, cfg, run.steps))
+    def train(env_id, cfg=None, run=None, *, update=None):
+        got.append((env_id, cfg, run.steps, run.seed))
 
-    def old(env_id, cfg=None, *, steps, seed, target, eval_every, eval_episodes, callback):
-        got.append(("old", env_id, cfg, steps, seed, eval_episodes))
-
-    algos.call_train(new, "E", "c", Run(steps=7))
-    algos.call_train(old, "E", "c", Run(steps=7, seed=3))
-    assert got == [("new", "E", "c", 7), ("old", "E", "c", 7, 3, 20)]
+    algos.call_train(train, "E", "c", Run(steps=7, seed=3))
+    algos.call_train(train, "E", "c")  # no run: Run's defaults
+    assert got == [("E", "c", 7, 3), ("E", "c", Run().steps, Run().seed)]
 
 
 def test_bench_run_takes_the_algo_entry_and_run_defaults():
