@@ -48,9 +48,11 @@ ALGOS = registry()
 
 # %%
 def measure(name: str, env: str, cfg=None, **options) -> dict:
-    """Train `name` on `env` (seed 0) shown live, under its benchmark Run changed by `options`."""
+    """Train `name` on `env` (seed 0) shown live, under its benchmark Run changed by `options`; it stops at the first
+    evaluation at the target (no still-solved check here: `confirm_evals=0`)."""
     algo = ALGOS[name]
-    h = live.watch(algo.train, env, cfg if cfg is not None else algo.config(), algo.bench_run(seed=0, **options))
+    run = algo.bench_run(seed=0, **{"confirm_evals": 0, **options})
+    h = live.watch(algo.train, env, cfg if cfg is not None else algo.config(), run)
     return {"algo": name, "env": env, "solved": h.solved, "steps": h.solved_at_steps if h.solved else h.env_steps,
             "wall_s": h.solved_at_s if h.solved else h.wall_s, "best": h.best_return, "final": h.final_return}
 
