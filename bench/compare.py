@@ -123,8 +123,12 @@ def compare_rows(results: list[dict]) -> list[dict]:
         row = {"algo": name, "env": sides["course"]["env"], "target": sides["course"]["target"]}
         for s, r in sides.items():
             row |= {f"{s}_{k}": r[k] for k in SIDE_KEYS}
+            # a side whose runs ignored confirm_evals has first hits only: no still-solved or for-good figures
+            row[f"{s}_checked"] = not any(r.get("note") for r in results if r["algo"] == name and r["side"] == s)
         for key in ("median_s", "good_median_s"):
             a, b = row[f"sb3_{key}"], row[f"course_{key}"]
+            if key.startswith("good") and not (row["sb3_checked"] and row["course_checked"]):
+                a = b = float("nan")
             row[f"ratio_{key}"] = a / b if b and np.isfinite(a) and np.isfinite(b) else float("nan")
         rows.append(row)
     return rows
@@ -134,16 +138,24 @@ def ratio(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{x:.1f}x"
 
 
+def solved_still(r: dict, side: str) -> str:
+    still = f"{r[f'{side}_still_solved']}/{r[f'{side}_seeds']}" if r.get(f"{side}_checked", True) else "not checked"
+    return f"{r[f'{side}_solved']}/{r[f'{side}_seeds']} / {still}"
+
+
+def good_s(r: dict, side: str) -> str:
+    return fmt_number(r[f"{side}_good_median_s"], 2) if r.get(f"{side}_checked", True) else "not checked"
+
+
 COLUMNS = [
     ("task (target)", lambda r: f"{r['algo']} {r['env']} ({r['target']:g})"),
-    ("SB3 solved / still", lambda r: f"{r['sb3_solved']}/{r['sb3_seeds']} / {r['sb3_still_solved']}/{r['sb3_seeds']}"),
-    ("course solved / still",
-     lambda r: f"{r['course_solved']}/{r['course_seeds']} / {r['course_still_solved']}/{r['course_seeds']}"),
+    ("SB3 solved / still", lambda r: solved_still(r, "sb3")),
+    ("course solved / still", lambda r: solved_still(r, "course")),
     ("SB3 median s", lambda r: fmt_number(r["sb3_median_s"], 2)),
     ("course median s", lambda r: fmt_number(r["course_median_s"], 2)),
     ("ratio", lambda r: ratio(r["ratio_median_s"])),
-    ("SB3 for good, s", lambda r: fmt_number(r["sb3_good_median_s"], 2)),
-    ("course for good, s", lambda r: fmt_number(r["course_good_median_s"], 2)),
+    ("SB3 for good, s", lambda r: good_s(r, "sb3")),
+    ("course for good, s", lambda r: good_s(r, "course")),
     ("ratio (for good)", lambda r: ratio(r["ratio_good_median_s"])),
     ("SB3 median steps", lambda r: fmt_number(r["sb3_median_steps"])),
     ("course median steps", lambda r: fmt_number(r["course_median_steps"])),

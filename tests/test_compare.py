@@ -54,6 +54,13 @@ def test_unsolved_side_has_no_ratio(compare):
     assert math.isnan(row["ratio_median_s"]) and compare.ratio(row["ratio_median_s"]) == "n/a"
 
 
+def test_side_that_ignored_confirm_evals_says_not_checked(compare):
+    course = {**summary("course", 0, 1.0, 1.0, still=None), "confirm_evals": 0, "note": "not checked"}
+    (row,) = compare.compare_rows([summary("sb3", 0, 6.0, 10.0), course])
+    assert not row["course_checked"] and row["ratio_median_s"] == 6.0 and math.isnan(row["ratio_good_median_s"])
+    assert compare.solved_still(row, "course") == "1/1 / not checked" and compare.good_s(row, "course") == "not checked"
+
+
 def test_zoo_linear_schedule(compare):
     lr = compare.schedule("lin_0.001")
     assert lr(1.0) == 0.001 and lr(0.25) == 0.00025 and compare.schedule(3e-4) == 3e-4
