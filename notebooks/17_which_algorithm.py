@@ -48,9 +48,11 @@ ALGOS = registry()
 
 # %%
 def measure(name: str, env: str, cfg=None, **options) -> dict:
-    """Train `name` on `env` (seed 0) shown live, under its benchmark Run changed by `options`."""
+    """Train `name` on `env` (seed 0) shown live, under its benchmark Run changed by `options`; it stops at the first
+    evaluation at the target (no still-solved check here: `confirm_evals=0`)."""
     algo = ALGOS[name]
-    h = live.watch(algo.train, env, cfg if cfg is not None else algo.config(), algo.bench_run(seed=0, **options))
+    run = algo.bench_run(seed=0, **{"confirm_evals": 0, **options})
+    h = live.watch(algo.train, env, cfg if cfg is not None else algo.config(), run)
     return {"algo": name, "env": env, "solved": h.solved, "steps": h.solved_at_steps if h.solved else h.env_steps,
             "wall_s": h.solved_at_s if h.solved else h.wall_s, "best": h.best_return, "final": h.final_return}
 
@@ -181,3 +183,28 @@ for a, b in (("a2c", "reinforce"), ("ddpg", "td3"), ("ddpg", "sac")):
 #
 # **Think about it.** Our live Pendulum comparison gives PPO twice SAC's steps. How would you
 # design a fair comparison in *wall-clock* time instead, and which algorithm would you expect to win it here?
+
+# %% [markdown]
+# ## 5. Beside Stable-Baselines3 (`make compare`)
+#
+# `make compare` (`bench/compare.py`, Stable-Baselines3 installed as the optional `compare` extra) trains SB3 with
+# the rl-baselines3-zoo hyperparameters and the course's implementations on the same tasks and seeds, alternating in
+# one process on one torch thread, and judges both with the same `lecturekit.evaluation.Monitor`: the same
+# evaluation period, the same deterministic episodes from the same reset seeds, the same target, and the same
+# still-solved rule (three more evaluations at the target after the first; `bench/README.md`). The ratio is SB3's
+# median seconds over the course's. This cell shows the recorded table, with its date, machine and load average, if
+# the file exists; the label says when a table is only a smoke run.
+
+# %%
+COMPARE = BENCH / "compare" / "results.json"
+if COMPARE.exists():
+    with open(COMPARE) as f:
+        compared = json.load(f)
+    display(Markdown((COMPARE.parent / "results.md").read_text()))
+    # every row has both sides' numbers, and every run of each side is in the file
+    for r in compared["rows"]:
+        for side in ("sb3", "course"):
+            assert r[f"{side}_seeds"] >= 1 and 0 <= r[f"{side}_still_solved"] <= r[f"{side}_solved"], (r["algo"], side)
+            assert sum(x["algo"] == r["algo"] and x["side"] == side for x in compared["runs"]) == r[f"{side}_seeds"]
+else:
+    print("no bench/compare/results.json yet: run `make compare` to make it")

@@ -62,6 +62,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 
+# The benchmarks' "still solved" rule (`make bench`, `make compare`): after the first evaluation at the target, this
+# many more must reach it too, and training goes on until that holds (lecturekit.evaluation.History says the rule).
+CONFIRM_EVALS = 3
+
+
 @dataclass(frozen=True)
 class Algo:
     """One entry of the training command line and of the benchmark."""
@@ -77,12 +82,13 @@ class Algo:
     eval_episodes: int | None = None  # benchmark evaluation episodes (None: the Run's default)
 
     def bench_run(self, seed: int = 0, **options):
-        """The `Run` of one benchmark seed: this entry's budget, target and evaluation, the Run's other defaults;
+        """The `Run` of one benchmark seed: this entry's budget, target and evaluation, the still-solved check of
+        CONFIRM_EVALS more evaluations, the Run's other defaults;
         `options` change any of them (`bench_run(0, steps=8192)`)."""
         from lecturekit.evaluation import Run
 
         given = {"steps": self.bench_steps, "seed": seed, "target": self.bench_target, "eval_every": self.eval_every,
-                 "eval_episodes": self.eval_episodes}
+                 "eval_episodes": self.eval_episodes, "confirm_evals": CONFIRM_EVALS}
         return Run(**{**{k: v for k, v in given.items() if v is not None}, **options})
 
 

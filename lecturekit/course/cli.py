@@ -30,7 +30,7 @@ import time
 import tokenize
 import typing
 
-from lecturekit.algos import CATALOG, Algo, call_train, check_name, get, names
+from lecturekit.algos import CATALOG, CONFIRM_EVALS, Algo, call_train, check_name, get, names
 
 PROG = "python -m lecturekit"
 
@@ -255,6 +255,16 @@ def positive_int(raw: str) -> int:
     return value
 
 
+def non_negative_int(raw: str) -> int:
+    try:
+        value = number(int)(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got '{raw}'")
+    return value
+
+
 def finite_float(raw: str) -> float:
     try:
         value = float(raw)
@@ -268,7 +278,8 @@ def finite_float(raw: str) -> float:
 # The options of `evaluation.Run`, typed here so that a mistake is reported before torch is imported; the defaults
 # and descriptions are Run's own (shown by `train ALGO --help`).
 RUN_OPTIONS = {"steps": (positive_int, "N"), "seed": (number(int), "N"), "target": (finite_float, "RETURN"),
-               "eval_every": (positive_int, "N"), "eval_episodes": (positive_int, "N")}
+               "eval_every": (positive_int, "N"), "eval_episodes": (positive_int, "N"),
+               "confirm_evals": (non_negative_int, "K")}
 
 
 def add_train_arguments(p: argparse.ArgumentParser, algo: Algo | None = None) -> None:
@@ -348,15 +359,12 @@ def missing_dependency(env_id: str, entry_point: str, error: Exception) -> str:
 def history_so_far(algo: str, env: str, cfg, run, events: list[dict], wall_s: float):
     """The History of a run stopped by Ctrl-C, from the evaluations its callback saw (the Monitor's own History
     stays inside `train`, which the interrupt left)."""
-    from lecturekit.evaluation import History
+    from lecturekit.evaluation import History, solved_marks
 
     evals = [(int(e["env_steps"]), float(e["wall_s"]), float(e["eval_mean"]), float(e["eval_std"])) for e in events]
-    h = History(algo=algo, env=env, seed=run.seed, config=dataclasses.asdict(cfg), evals=evals, target=run.target,
-                env_steps=evals[-1][0] if evals else 0, wall_s=wall_s, stopped="user")
-    hit = next((e for e in evals if run.target is not None and e[2] >= run.target), None)
-    if hit is not None:
-        h.solved, h.solved_at_steps, h.solved_at_s = True, hit[0], hit[1]
-    return h
+    return History(algo=algo, env=env, seed=run.seed, config=dataclasses.asdict(cfg), evals=evals, target=run.target,
+                   env_steps=evals[-1][0] if evals else 0, wall_s=wall_s, stopped="user",
+                   confirm_evals=run.confirm_evals, **solved_marks(evals, run.target, run.confirm_evals))
 
 
 @contextlib.contextmanager
@@ -419,19 +427,23 @@ def cmd_train(args, options: dict) -> int:
 
 # -- benchmark ------------------------------------------------------------------------------------------------------
 def bench_rows(results: list[dict]) -> list[dict]:
-    """Aggregate per-seed results into one row per algorithm (unsolved seeds count as infinitely slow)."""
+    """Aggregate per-seed results (`History.summary()`s) into one row per algorithm: seeds solved and still solved,
+    median and worst steps and seconds to the first evaluation at the target and to being solved for good (the
+    rule of `lecturekit.evaluation.History`).  A seed that never got there counts as infinitely slow."""
     rows = []
+    inf = float("inf")
     for name in dict.fromkeys(r["algo"] for r in results):
         runs = [r for r in results if r["algo"] == name]
-        inf = float("inf")
-        steps = sorted(r["solved_at_steps"] if r["solved"] else inf for r in runs)
-        secs = sorted(r["solved_at_s"] if r["solved"] else inf for r in runs)
-        rows.append({
-            "algo": name, "env": runs[0]["env"], "target": runs[0]["target"],
-            "solved": sum(r["solved"] for r in runs), "seeds": len(runs),
-            "median_steps": statistics.median(steps), "worst_steps": steps[-1],
-            "median_s": statistics.median(secs), "worst_s": secs[-1],
-        })
+        row = {"algo": name, "env": runs[0]["env"], "target": runs[0]["target"],
+               "solved": sum(bool(r["solved"]) for r in runs), "still_solved": sum(r.get("still_solved") is True
+                                                                                   for r in runs),
+               "confirm_evals": runs[0].get("confirm_evals", 0), "seeds": len(runs)}
+        for prefix, key in (("", "solved_at"), ("good_", "solved_for_good_at")):
+            steps = sorted(inf if r.get(f"{key}_steps") is None else r[f"{key}_steps"] for r in runs)
+            secs = sorted(inf if r.get(f"{key}_s") is None else r[f"{key}_s"] for r in runs)
+            row |= {f"{prefix}median_steps": statistics.median(steps), f"{prefix}worst_steps": steps[-1],
+                    f"{prefix}median_s": statistics.median(secs), f"{prefix}worst_s": secs[-1]}
+        rows.append(row)
     return rows
 
 
@@ -446,10 +458,13 @@ BENCH_COLUMNS = [
     ("algorithm", "algo"),
     ("task (target)", lambda r: f"{r['env']} ({r['target']:g})"),
     ("seeds solved", lambda r: f"{r['solved']}/{r['seeds']}"),
+    ("still solved", lambda r: f"{r.get('still_solved', 0)}/{r['seeds']}"),
     ("median steps", lambda r: fmt_number(r["median_steps"])),
     ("worst steps", lambda r: fmt_number(r["worst_steps"])),
     ("median s", lambda r: fmt_number(r["median_s"], 2)),
     ("worst s", lambda r: fmt_number(r["worst_s"], 2)),
+    ("for good: median steps", lambda r: fmt_number(r.get("good_median_steps"))),
+    ("for good: median s", lambda r: fmt_number(r.get("good_median_s"), 2)),
 ]
 
 
@@ -470,7 +485,8 @@ def bench_one(algo: Algo, seed: int) -> dict:
         summary = train_one(algo, algo.bench_env, algo.config(), algo.bench_run(seed)).summary()
     except TrainingDiverged as e:
         summary = {"algo": algo.name, "env": algo.bench_env, "seed": seed, "solved": False, "solved_at_steps": None,
-                   "solved_at_s": None, "error": str(e)}
+                   "solved_at_s": None, "still_solved": False, "solved_for_good_at_steps": None,
+                   "solved_for_good_at_s": None, "error": str(e)}
     summary["target"] = algo.bench_target
     return summary
 
@@ -498,12 +514,14 @@ def cmd_bench(args) -> int:
         os.makedirs(args.out, exist_ok=True)
         meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-                "python": platform.python_version(), "seeds": args.seeds}
+                "python": platform.python_version(), "seeds": args.seeds, "confirm_evals": CONFIRM_EVALS}
         with open(os.path.join(args.out, "results.json"), "w") as f:
             json.dump({"meta": meta, "rows": rows, "runs": results}, f, indent=1, default=str)
         with open(os.path.join(args.out, "results.md"), "w") as f:
             f.write(f"Measured {meta['date']} on {meta['machine']}, {args.seeds} seeds, one torch thread; "
-                    "seconds are training time including evaluation.\n\n" + table + "\n")
+                    "seconds are training time including evaluation.  Still solved: the "
+                    f"{CONFIRM_EVALS} evaluations after the first one at the target reach it too; for good: from "
+                    "that evaluation on, every later one of the run does.\n\n" + table + "\n")
     return 0
 
 
