@@ -292,7 +292,7 @@ assert variances[0] > 10 * min(variances)              # and b = 0 is far worse 
 
 # %%
 from lecturekit.checks import check_score_gradient_samples
-from lecturekit.returns import discounted_returns
+from lecturekit.returns import discounted_returns as returns_to_go  # exercise 00, the reference one
 
 
 def score_gradient_samples(theta, episodes, gamma, baseline):
@@ -324,7 +324,7 @@ mdp = TabularMDP(P=base.P, R=base.R + 1.0 * ~base.terminal[:, None], gamma=base.
 theta = np.random.default_rng(1).normal(size=(mdp.n_states, mdp.n_actions))
 episodes = mdp.sample_episodes(theta, 4000, np.random.default_rng(0))
 exact = mdp.exact_gradient(theta).numpy()
-mean_G = np.mean(np.concatenate([discounted_returns(r, mdp.gamma) for _, _, r in episodes]))
+mean_G = np.mean(np.concatenate([returns_to_go(r, mdp.gamma) for _, _, r in episodes]))
 measured = {}
 for name, b in [("none", 0.0), ("mean return", mean_G), ("exact V(s)", mdp.value(theta).numpy())]:
     g = score_gradient_samples(theta, episodes, mdp.gamma, b)
