@@ -7,7 +7,7 @@ WORKERS ?= 2
 export OMP_NUM_THREADS := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup lab test test-unit test-notebooks sync exercises check bench clean
+.PHONY: setup lab test test-unit test-notebooks sync exercises check bench bench-hard clean
 .PHONY: html browser-deps browser-check screenshots
 CHROMIUM := /usr/lib/chromium/chromium
 # the Playwright version the browser tests are written for: pyproject.toml's optional dependency 'browser'
@@ -54,6 +54,9 @@ check: setup  ## report notebook pairs or exercises that are out of date
 
 bench: setup  ## every algorithm on its benchmark task, 5 seeds; writes bench/results.{json,md}
 	$(PY) -m lecturekit bench --seeds 5 --out bench
+
+bench-hard: setup  ## the lecture's phenomena on harder tasks, 3-5 seeds (about 15 CPU minutes); writes bench/hard/
+	$(PY) bench/hard.py --out bench/hard --seeds 3 --workers $(WORKERS)
 
 html: setup  ## execute every lecture notebook and write the course as a static site: site/index.html
 	$(PY) -m lecturekit.course.site --out site --jobs $(WORKERS)

@@ -1,6 +1,6 @@
 """The lecture's phenomena that CartPole and Pendulum do not show, each measured on the smallest task found to show it.
 
-    python bench/hard.py --out bench/hard [--seeds 3] [--only NAME ...] [--workers 1]
+    python bench/hard.py --out bench/hard [--seeds 3] [--only NAME ...] [--workers 1] [--resume]
 
 writes `OUT/results.json` (date, machine, commit, every run) and `OUT/results.md` (one table per experiment).
 Notebooks 02, 09 and 12 plot and assert from the json; they never rerun this (it takes tens of CPU minutes).
@@ -37,7 +37,7 @@ DDPG_AS_TD3 = {"twin": False, "target_noise": 0.0, "policy_delay": 1}  # DDPG = 
 EXPERIMENTS = {
     "a2c_vs_reinforce": dict(
         notebook="09", phenomenon="A2C learns faster than REINFORCE (bootstrapped targets: less variance)",
-        tasks=[dict(env="Acrobot-v1", steps=100_000, target=-100.0, eval_every=5_000)],
+        tasks=[dict(env="Acrobot-v1", steps=100_000, target=-100.0, eval_every=5_000, seeds=5)],
         variants={"REINFORCE": ("reinforce", {}), "A2C": ("a2c", {})}),
     "overestimation": dict(
         notebook="12", phenomenon="DDPG's single critic overestimates and is brittle; TD3's fixes prevent it",
@@ -177,6 +177,7 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--only", nargs="*", choices=list(EXPERIMENTS), help="run only these experiments")
     p.add_argument("--workers", type=int, default=1, help="processes (each uses one torch thread)")
+    p.add_argument("--resume", action="store_true", help="keep the runs in OUT/results.json, run only the missing")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,10 +187,13 @@ def main(argv=None) -> None:
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
             "platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "commit": commit(), "seeds": args.seeds}
-    # --only: keep the recorded runs of the other experiments
+    # --only keeps the recorded runs of the other experiments; --resume also keeps this run's, and skips them
     old = out / "results.json"
-    rows = ([r for r in json.loads(old.read_text())["runs"] if r["experiment"] not in set(args.only)]
-            if args.only and old.exists() else [])
+    rows = json.loads(old.read_text())["runs"] if (args.only or args.resume) and old.exists() else []
+    if not args.resume:
+        rows = [r for r in rows if r["experiment"] not in set(args.only or [])]
+    done = {(r["experiment"], r["env"], r["variant"], r["seed"]) for r in rows}
+    todo = [j for j in todo if (j[0], env_with_kwargs(j[1]["env"], j[1].get("env_kwargs")), j[2], j[5]) not in done]
 
     def save():
         meta["cpu_s"] = float(sum(r["cpu_s"] for r in rows))
@@ -209,6 +213,7 @@ def main(argv=None) -> None:
               f"{row['final_return']:8.1f}, target at {row['steps_to_target']}, {row['cpu_s']:.0f} CPU s",
               file=sys.stderr, flush=True)
         save()
+    save()
 
 
 if __name__ == "__main__":
