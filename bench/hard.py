@@ -36,11 +36,11 @@ DDPG_AS_TD3 = {"twin": False, "target_noise": 0.0, "policy_delay": 1}  # DDPG = 
 
 EXPERIMENTS = {
     "a2c_vs_reinforce": dict(
-        notebook="09", phenomenon="A2C learns faster than REINFORCE (bootstrapped targets: less variance)",
-        tasks=[dict(env="Acrobot-v1", steps=100_000, target=-100.0, eval_every=5_000, seeds=5)],
+        notebook="09", phenomenon="A2C learns faster than REINFORCE (no waiting for whole episodes, less variance)",
+        tasks=[dict(env="Acrobot-v1", steps=100_000, target=-100.0, eval_every=5_000, seeds=10)],
         variants={"REINFORCE": ("reinforce", {}), "A2C": ("a2c", {})}),
     "overestimation": dict(
-        notebook="12", phenomenon="DDPG's single critic overestimates and is brittle; TD3's fixes prevent it",
+        notebook="12", phenomenon="DDPG's single critic overestimates and misleads the actor; TD3's fixes reduce it",
         tasks=[dict(env="lecturekit/OverestimationTrap-v0", steps=6_000, target=None, eval_every=1_000,
                     eval_episodes=20, seeds=5)],
         variants={"DDPG (TD3 without fixes)": ("td3", DDPG_AS_TD3),
@@ -141,15 +141,15 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def markdown(meta: dict, summary: list[dict]) -> str:
     lines = [f"# Phenomena on harder tasks (`make bench-hard`)\n",
-             f"Measured {meta['date']} on {meta['machine']}, commit {meta['commit']}, {meta['seeds']} seeds, "
+             f"Measured {meta['date']} on {meta['machine']}, commit {meta['commit']}, at least {meta['seeds']} seeds per task (counts in the tables), "
              f"one torch thread, {meta['cpu_s'] / 60:.1f} CPU minutes in all. Every run uses its full step budget; "
-             "'final' is the mean of its last 3 evaluations (deterministic actions).\n"]
+             "'final' is the mean of its last 3 evaluations (deterministic actions). " + meta.get("note", "") + "\n"]
     for name, exp in EXPERIMENTS.items():
         rows = [s for s in summary if s["experiment"] == name]
         if not rows:
             continue
         lines += [f"\n## {name} (notebook {exp['notebook']}): {exp['phenomenon']}\n",
-                  "| task | variant | steps | reached target | median steps to target | final mean [min, max] "
+                  "| task | variant | steps | seeds reaching target | median steps to target | final mean [min, max] "
                   "| risk x (mean) | critic bias | CPU s |", "|---|---|---|---|---|---|---|---|---|"]
         for s in rows:
             med = s["median_steps_to_target"]
@@ -178,11 +178,13 @@ def main(argv=None) -> None:
     p.add_argument("--only", nargs="*", choices=list(EXPERIMENTS), help="run only these experiments")
     p.add_argument("--workers", type=int, default=1, help="processes (each uses one torch thread)")
     p.add_argument("--resume", action="store_true", help="keep the runs in OUT/results.json, run only the missing")
+    p.add_argument("--note", default="", help="a sentence for the header of results.md (e.g. how the runs were made)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     todo = jobs(args.only or list(EXPERIMENTS), args.seeds)
     meta = {"command": " ".join(["python bench/hard.py", *(argv if argv is not None else sys.argv[1:])]),
+            "note": args.note,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
             "platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),

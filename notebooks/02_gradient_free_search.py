@@ -208,8 +208,24 @@ axes[0].set_ylabel("eval return")
 axes[0].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
+best = {}
 for (d, v), s in steps_to.items():
-    print(f"D = {d:>2}  {v:<20} steps to 475 per seed: {s}")
+    best[d, v] = [max(m for _, m in r["evals"]) for r in gf_runs if r["variant"] == v and f"n_distractors{d}-" in r["env"]]
+    print(f"D = {d:>2}  {v:<20} steps to 475 per seed: {s}, best evaluation per seed: {best[d, v]}")
+CEM, PG = "CEM (linear policy)", "REINFORCE"
+assert all(s is not None for s in steps_to[0, CEM] + steps_to[0, PG])  # D = 0: both solve CartPole
+assert max(best[64, CEM]) < 100  # D = 64: CEM has not started to learn after 200,000 steps
+assert min(best[64, PG]) > 2 * max(best[64, CEM])  # REINFORCE has, with far more parameters
+assert all(s is None for s in steps_to[64, PG])  # but it has not reached 475 either
+
+# %% [markdown]
+# **What the runs show.** Without noise features both methods reach 475 within about 30,000 steps (CEM in 16,000
+# to 26,000, REINFORCE in 12,000 to 31,000). With 64 of them CEM, searching 138 parameters, is still where it started
+# after 200,000 steps (best evaluations 47 to 79), while REINFORCE climbs steadily to 240-295 and is still rising.
+# REINFORCE's network has about 8,700 policy parameters, sixty times as many as CEM's linear policy, yet the gradient
+# tells it which of them mattered for the actions taken; the search only learns which candidates scored higher.
+# The noise features slow REINFORCE down too (neither method reaches 475 within 200,000 steps), so the honest
+# summary is: both pay for irrelevant inputs, and the search pays far more. Three seeds each, one value of $D$.
 
 # %% [markdown]
 # A short live run of CEM alone, seed 0, at most 40,000 steps on each (a few seconds): with the ten parameters
