@@ -55,7 +55,7 @@ check: setup  ## report notebook pairs or exercises that are out of date
 bench: setup  ## every algorithm on its benchmark task, 5 seeds; writes bench/results.{json,md}
 	$(PY) -m lecturekit bench --seeds 5 --out bench
 
-bench-hard: setup  ## the lecture's phenomena on harder tasks, 3-5 seeds (about 15 CPU minutes); writes bench/hard/
+bench-hard: setup  ## the lecture's phenomena on harder tasks, 3-10 seeds (about 12 CPU minutes); writes bench/hard/
 	$(PY) bench/hard.py --out bench/hard --seeds 3 --workers $(WORKERS)
 
 html: setup  ## execute every lecture notebook and write the course as a static site: site/index.html
