@@ -3,9 +3,10 @@
     python bench/hard.py --out bench/hard [--seeds 3] [--only NAME ...] [--workers 1] [--resume]
 
 writes `OUT/results.json` (date, machine, commit, every run) and `OUT/results.md` (one table per experiment).
-Notebooks 02, 09 and 12 plot and assert from the json; they never rerun this (it takes tens of CPU minutes).
+Notebooks 02, 09 and 12 plot and assert from the json; they never rerun this (about 12 CPU minutes).
 
-Experiments (`EXPERIMENTS`; each trains every variant with seeds 0 .. seeds-1 for the full step budget):
+Experiments (`EXPERIMENTS`; each trains every variant with seeds 0 .. max(seeds, the task's own `seeds`) - 1, for
+the full step budget):
 - a2c_vs_reinforce (notebook 09): A2C's bootstrapped targets against REINFORCE's Monte Carlo returns on Acrobot-v1
   (episodes of up to 500 steps, -1 per step until the tip swings up);
 - overestimation (notebook 12): DDPG (one critic) against TD3 and its ablations on lecturekit/OverestimationTrap-v0,
