@@ -7,7 +7,7 @@ WORKERS ?= 2
 export OMP_NUM_THREADS := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup lab test test-unit test-notebooks sync exercises check bench compare clean
+.PHONY: setup lab test test-unit test-notebooks sync exercises check bench bench-hard compare clean
 .PHONY: html browser-deps browser-check screenshots grade-deps
 CHROMIUM := /usr/lib/chromium/chromium
 # the Playwright version the browser tests are written for: pyproject.toml's optional dependency 'browser'
@@ -58,6 +58,9 @@ bench: setup  ## every algorithm on its benchmark task, 5 seeds; writes bench/re
 compare: setup  ## SB3 (rl-zoo hyperparameters) beside the course, 5 seeds; writes bench/compare/results.{json,md}
 	@$(PY) -c "import stable_baselines3" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[compare]'
 	$(PY) bench/compare.py --seeds 5 --out bench/compare
+
+bench-hard: setup  ## the lecture's phenomena on harder tasks, 3-10 seeds (about 12 CPU minutes); writes bench/hard/
+	$(PY) bench/hard.py --out bench/hard --seeds 3 --workers $(WORKERS)
 
 html: setup  ## execute every lecture notebook and write the course as a static site: site/index.html
 	$(PY) -m lecturekit.course.site --out site --jobs $(WORKERS)

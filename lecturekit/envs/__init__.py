@@ -77,6 +77,12 @@ def _register_course_envs() -> None:
     if "lecturekit/CliffWalkingExploringStarts-v0" not in gym.registry:
         gym.register(id="lecturekit/CliffWalkingExploringStarts-v0", entry_point="lecturekit.envs.cliff:make_cliff_onehot",
                      kwargs={"exploring_starts": True}, max_episode_steps=100)
+    # environments that expose a lecture phenomenon (lecturekit/envs/phenomena.py, bench/hard.py)
+    for env_id, entry, limit in [
+            ("lecturekit/OverestimationTrap-v0", "lecturekit.envs.phenomena:OverestimationTrapEnv", None),  # ends itself
+            ("lecturekit/CartPoleDistractors-v0", "lecturekit.envs.phenomena:make_cartpole_distractors", 500)]:
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry, max_episode_steps=limit)
 
 
 _register_course_envs()
