@@ -47,10 +47,16 @@ def _solution_definitions() -> list[str]:
     for p in sorted((ROOT / "solutions").glob("ex*.py")):
         for cell in re.split(r"^# %%.*$", p.read_text(), flags=re.M):
             try:
-                nodes = [n for n in ast.parse(cell).body if isinstance(n, keep)]
+                nodes = [n for n in ast.parse(cell).body if isinstance(n, keep) or (  # and constants like LOG_2PI
+                    isinstance(n, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in n.targets)
+                    and {x.id for x in ast.walk(n.value) if isinstance(x, ast.Name)} <= {"math", "np", "torch"})]
             except SyntaxError:  # a Markdown cell
                 continue
-            if any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in nodes):
+            # one namespace holds every notebook's answers: a later notebook importing the reference under an
+            # exercise's name (ex07 uses the library's polyak_update) must not replace the earlier answer
+            nodes = [n for n in nodes if not (isinstance(n, ast.ImportFrom) and any(a.name in CHECKERS and
+                                                                                     a.asname is None for a in n.names))]
+            if any(not isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes):
                 out.append(ast.unparse(ast.Module(body=nodes, type_ignores=[])) + "\n")
     return out
 
