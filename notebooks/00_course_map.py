@@ -41,19 +41,19 @@
 #
 # The completed versions also hold the answers to every "Think about it" question. Each exercise notebook says at
 # its top how long it should take a student who followed the lecture. These times are **estimates** made by counting
-# the work (functions to write, text to read, questions to answer), not measurements of students; tell us if yours
-# differ.
+# the work (functions to write, text to read, questions to answer) before the build-it sections were added, not
+# measurements of students; the build-it sections add to them. Tell us how long yours took.
 #
 # | exercise | what you write | time (estimate) | difficulty |
 # |---|---|---|---|
 # | ex00 Discounted returns | returns-to-go | 15 min | 1 of 5 |
 # | ex01 Scores and search | softmax score, Gaussian log-density, finite differences, CEM update | 35 min | 1 of 5 |
-# | ex02 REINFORCE | REINFORCE loss, Gaussian policy gradient, the log-derivative trick, the baseline's zero mean, gradient samples on the small MDP (variance with and without a baseline) | 70 min | 2 of 5 |
-# | ex03 Actor-critic | bootstrapped returns, A2C loss | 30 min | 2 of 5 |
-# | ex04 TRPO | KL of softmax policies, conjugate gradient, line search, tabular Fisher matrix, natural gradient step | 55 min | 3 of 5 |
-# | ex05 PPO | GAE, clipped surrogate, the clipping table, n-step advantages (GAE's telescoping sum) | 50 min | 3 of 5 |
-# | ex06 TD3 | clipped double-Q target, Polyak averaging, DPG actor loss | 35 min | 3 of 5 |
-# | ex07 SAC | squashed-Gaussian log-density, soft target, actor and temperature losses, tanh density, reparameterised sample | 55 min | 4 of 5 |
+# | ex02 REINFORCE | REINFORCE loss, Gaussian policy gradient, the log-derivative trick, the baseline's zero mean, gradient samples on the small MDP (variance with and without a baseline); build it: the episode collection and the whole update, trained on CartPole | 70 min | 2 of 5 |
+# | ex03 Actor-critic | bootstrapped returns, A2C loss; build it: the whole A2C update, trained on CartPole | 30 min | 2 of 5 |
+# | ex04 TRPO | KL of softmax policies, conjugate gradient, line search, tabular Fisher matrix, natural gradient step; build it: the Fisher-vector product and the TRPO step, trained on CartPole | 55 min | 3 of 5 |
+# | ex05 PPO | GAE, clipped surrogate, the clipping table, n-step advantages (GAE's telescoping sum); build it: the whole PPO update, trained on CartPole | 50 min | 3 of 5 |
+# | ex06 TD3 | clipped double-Q target, Polyak averaging, DPG actor loss; build it: the whole TD3 (and DDPG) update, trained on Pendulum | 35 min | 3 of 5 |
+# | ex07 SAC | squashed-Gaussian log-density, soft target, actor and temperature losses, tanh density, reparameterised sample; build it: the whole SAC update, trained on Pendulum | 55 min | 4 of 5 |
 # | ex08 Find the bug | three fixes: a return computation, an on-policy loss, an off-policy critic loss | 60 min | 4 of 5 |
 #
 # **Where the lecture and the computations disagree.** A few statements of the lecture do not survive an exact
