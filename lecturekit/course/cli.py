@@ -120,25 +120,34 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def cmd_bench(args) -> int:
+def bench_one(algo: Algo, seed: int) -> dict:
+    """The summary of one benchmark run (a diverged run counts as not solved), with a line of progress on stderr."""
     from lecturekit.evaluation import TrainingDiverged
 
+    try:
+        hist = run_train(algo, algo.bench_env, algo.bench_steps, seed, algo.bench_target, algo.eval_every,
+                         algo.eval_episodes, algo.config())
+        summary = hist.summary()
+    except TrainingDiverged as e:
+        summary = {"algo": algo.name, "env": algo.bench_env, "seed": seed, "solved": False,
+                   "solved_at_steps": None, "solved_at_s": None, "error": str(e)}
+    summary["target"] = algo.bench_target
+    print(f"  {algo.name} seed {seed}: solved={summary['solved']} steps={summary.get('solved_at_steps')} "
+          f"s={summary.get('solved_at_s')}", file=sys.stderr, flush=True)
+    return summary
+
+
+def cmd_bench(args) -> int:
     names = args.algos or list(registry())
     algos = [get_algo(n) for n in names]
-    results = []
-    for algo in algos:
-        for seed in range(args.seeds):
-            try:
-                hist = run_train(algo, algo.bench_env, algo.bench_steps, seed, algo.bench_target, algo.eval_every,
-                                 algo.eval_episodes, algo.config())
-                summary = hist.summary()
-            except TrainingDiverged as e:
-                summary = {"algo": algo.name, "env": algo.bench_env, "seed": seed, "solved": False,
-                           "solved_at_steps": None, "solved_at_s": None, "error": str(e)}
-            summary["target"] = algo.bench_target
-            results.append(summary)
-            print(f"  {algo.name} seed {seed}: solved={summary['solved']} steps={summary.get('solved_at_steps')} "
-                  f"s={summary.get('solved_at_s')}", file=sys.stderr, flush=True)
+    if args.cluster:  # each run a task on a Dask cluster: lecturekit.course.cluster
+        from lecturekit.course import cluster
+        try:
+            results = cluster.bench(args.cluster, algos, args.seeds, log=cluster.stderr_log)
+        except cluster.ClusterError as e:
+            raise UsageError(str(e)) from None
+    else:
+        results = [bench_one(algo, seed) for algo in algos for seed in range(args.seeds)]
     rows = bench_rows(results)
     table = markdown_table(rows)
     print(table)
@@ -214,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("algos", nargs="*", help="algorithms (default: all)")
     b.add_argument("--seeds", type=int, default=5)
     b.add_argument("--out", default=None, help="folder for results.json and results.md")
+    b.add_argument("--cluster", metavar="ADDRESS", default=None, help="run each (algorithm, seed) as a task on this "
+                   "Dask scheduler (tcp://host:8786, or a scheduler file)")
     b.set_defaults(func=cmd_bench)
     g = sub.add_parser("grade", help="run filled-in exercise notebooks and report every exercise's result")
     g.add_argument("paths", nargs="+", metavar="PATH", help="notebooks, or folders of them (one sub-folder per "
