@@ -11,19 +11,24 @@ import json
 import operator
 import os
 import signal
+import sys
 import threading
 import time
 
 import nbformat
 import pytest
 
-distributed = pytest.importorskip(
-    "distributed", reason="Dask is not installed: `make cluster-deps` (pip install -e '.[cluster]') runs these tests")
+from lecturekit.algos import get
+from lecturekit.course import authoring, cli, cluster, grade
+from lecturekit.course import sandbox as sb
 
-from lecturekit.algos import get  # noqa: E402
-from lecturekit.course import authoring, cli, cluster, grade  # noqa: E402
-from lecturekit.course import sandbox as sb  # noqa: E402
+try:
+    import distributed
+except ImportError:
+    distributed = None
 
+needs_dask = pytest.mark.skipif(distributed is None, reason="Dask is not installed: `make cluster-deps` (pip install "
+                                "-e '.[cluster]') installs it")
 needs_bwrap = pytest.mark.skipif(sb.bwrap_problem() is not None, reason=f"no sandbox here: {sb.bwrap_problem()}")
 SOLUTIONS = sorted((authoring.ROOT / "solutions").glob("ex*.ipynb"))
 LIMITS = ["--timeout", "120", "--cell-timeout", "60"]
@@ -100,6 +105,7 @@ def local_rows(submissions, tmp_path_factory):
     return _rows(out)
 
 
+@needs_dask
 @needs_bwrap
 def test_cluster_grades_like_local(address, submissions, local_rows, tmp_path):
     out = tmp_path / "grades.csv"
@@ -135,6 +141,7 @@ def _kill_when_running(address: str, suffix: str, killed: list) -> None:
             time.sleep(0.1)
 
 
+@needs_dask
 @needs_bwrap
 def test_a_killed_worker_loses_no_row(address, submissions, local_rows, tmp_path):
     # a notebook that sleeps a little, so that its worker is surely killed while grading it
@@ -154,7 +161,7 @@ def test_a_killed_worker_loses_no_row(address, submissions, local_rows, tmp_path
     killer.join()
     assert killed, "the slow notebook's worker was never seen running it"
     assert any("task 1 failed (its worker was lost" in line for line in log), log
-    assert sorted(got, key=id) == sorted(rows, key=id)  # every row handed on as it came
+    assert sorted(map(id, got)) == sorted(map(id, rows))  # every row handed on as its notebook finished
     seen = {(r.student, r.exercise): (r.result, r.detail) for r in rows}
     want = {(s, e): (res, d) for s, nb_, e, res, d in local_rows
             if (s, nb_.rsplit("/", 1)[-1]) in {("key", "ex00_discounted_returns.ipynb"),
@@ -164,6 +171,7 @@ def test_a_killed_worker_loses_no_row(address, submissions, local_rows, tmp_path
     assert seen == want
 
 
+@needs_dask
 def test_a_task_failing_twice_is_reported(address):
     done, log = {}, []
     client = distributed.Client(address, set_as_default=False)
@@ -176,6 +184,7 @@ def test_a_task_failing_twice_is_reported(address):
     assert log == ["  task 1 failed (ZeroDivisionError: division by zero); submitting it once more"]
 
 
+@needs_dask
 def test_an_unfit_worker_is_refused_before_grading(address, submissions, tmp_path, monkeypatch):
     monkeypatch.setattr(cluster, "fingerprint", lambda: "not-this-course")
     out = tmp_path / "grades.csv"
@@ -184,6 +193,7 @@ def test_an_unfit_worker_is_refused_before_grading(address, submissions, tmp_pat
     assert not out.exists() or out.read_text() == ""  # nothing written
 
 
+@needs_dask
 def test_bench_on_the_cluster_gives_the_local_steps(address, tmp_path, monkeypatch, capsys):
     # two algorithms x two seeds, on budgets that take a second: the same runs, so the same steps
     def small(name):
@@ -201,3 +211,12 @@ def test_bench_on_the_cluster_gives_the_local_steps(address, tmp_path, monkeypat
     assert [s[:2] for s in steps["local"]] == [("cem", 0), ("cem", 1), ("reinforce", 0), ("reinforce", 1)]
     assert all(s[2] for s in steps["local"])
     assert "cem seed 1: solved=True" in capsys.readouterr().err
+
+
+def test_without_dask_or_with_a_wrong_address_grade_says_what_to_do(monkeypatch, tmp_path):
+    (tmp_path / "ex00_discounted_returns.ipynb").write_text("{}")
+    status, err = _grade_cli([str(tmp_path), "--cluster", "nowhere.json", "--csv", ""])
+    assert status == 2 and "'nowhere.json' is neither a scheduler's address" in err, err
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ImportError
+    status, err = _grade_cli([str(tmp_path), "--cluster", "tcp://127.0.0.1:8786", "--csv", ""])
+    assert status == 2 and "--cluster needs Dask" in err and "make cluster-deps" in err, err

@@ -27,6 +27,7 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -72,8 +73,8 @@ def worker_problem(course: str, sandbox: bool) -> str | None:
 
     mine = fingerprint()
     if mine != course:
-        return (f"its course differs from the grader's (fingerprint {mine} here, {course} there: another version of "
-                f"lecturekit, of the exercises, or of Python/torch/NumPy)")
+        return (f"its course differs from the grader's (fingerprint {mine} on the worker, {course} on the grader's "
+                "machine: another version of lecturekit, of the exercises, or of Python, torch or NumPy)")
     return sb.bwrap_problem() if sandbox else None
 
 
@@ -97,10 +98,13 @@ def connect(cluster):
         raise ClusterError(f"--cluster needs Dask, which is not installed here: {INSTALL}") from None
     if isinstance(cluster, Client):
         return cluster, False
+    cluster = str(cluster)
+    if not os.path.isfile(cluster) and not re.fullmatch(r"[a-z]+://\S+|[^\s/:]+:\d+", cluster):
+        raise ClusterError(f"'{cluster}' is neither a scheduler's address (tcp://host:8786) nor a scheduler file")
     try:
-        if os.path.isfile(str(cluster)):
-            return Client(scheduler_file=str(cluster), timeout=30, set_as_default=False), True
-        return Client(str(cluster), timeout=30, set_as_default=False), True
+        if os.path.isfile(cluster):
+            return Client(scheduler_file=cluster, timeout=30, set_as_default=False), True
+        return Client(cluster, timeout=30, set_as_default=False), True
     except (OSError, TimeoutError, ValueError) as e:
         raise ClusterError(f"cannot reach the Dask scheduler at {cluster} ({type(e).__name__}: "
                            f"{gr._first_line(e)})") from None

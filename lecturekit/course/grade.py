@@ -1,6 +1,7 @@
 """Autograder for instructors: run submitted exercise notebooks in sandboxes and report every exercise's verdict.
 
     python -m lecturekit grade submissions/ [--timeout 300] [--cell-timeout 120] [--csv grades.csv] [--jobs 2]
+    python -m lecturekit grade submissions/ --cluster tcp://scheduler:8786   (each notebook a Dask task: cluster.py)
 
 Each notebook runs in its own bubblewrap sandbox (`lecturekit.course.sandbox`: the course read-only, a private copy
 of the notebook, no network, its own process namespace, caps on memory, processes, CPU time and output), cell by
