@@ -132,10 +132,11 @@ def _why(exc: BaseException) -> str:
 
 
 def run_tasks(client, fn: Callable, calls: list[tuple], done: Callable[[int, Any, str | None], None],
-              log: Callable[[str], None] | None = None, retries: int = 1) -> None:
+              log: Callable[[str], None] | None = None, retries: int = 1,
+              label: Callable[[int], str] = lambda k: f"task {k + 1}") -> None:
     """Submit `fn(*calls[k])` for every k; `done(k, result, None)` as each one finishes (in any order), or
-    `done(k, None, why)` once the task failed 1 + `retries` times.  Ctrl-C cancels what is left and raises
-    KeyboardInterrupt."""
+    `done(k, None, why)` once the task failed 1 + `retries` times (`log` says so at each retry, naming the task
+    `label(k)`).  Ctrl-C cancels what is left and raises KeyboardInterrupt."""
     from distributed import as_completed
 
     run = uuid.uuid4().hex[:8]
@@ -161,7 +162,7 @@ def run_tasks(client, fn: Callable, calls: list[tuple], done: Callable[[int, Any
             fut.release()
             if why and attempts[k] <= retries:
                 if log:
-                    log(f"  task {k + 1} failed ({why}); submitting it once more")
+                    log(f"  {label(k)} failed ({why}); submitting it once more")
                 pending.add(submit(k))
                 continue
             done(k, result, why)
@@ -217,20 +218,17 @@ def grade(cluster, paths: list[str | Path], timeout: float = 300, cell_timeout: 
                 progress({"student": student, "notebook": str(nb), "index": len(results), "total": len(subs),
                           "rows": rows})
 
-        calls, here = [], []
+        todo, calls = [], []
         for k, (student, nb) in enumerate(subs):
             try:
                 data = nb.read_bytes()
             except OSError:  # unreadable here: decided here, the same way (no sandbox is started for it)
-                here.append(k)
-                data = b""
+                finish(k, gr.grade_notebook(nb, student, timeout, cell_timeout, limits=limits, unsafe=unsafe), None)
+                continue
+            todo.append(k)
             calls.append((str(nb), data, student, timeout, cell_timeout, limits, unsafe, course))
-        for k in here:
-            finish(k, gr.grade_notebook(subs[k][1], subs[k][0], timeout, cell_timeout, limits=limits,
-                                        unsafe=unsafe), None)
-        todo = [k for k in range(len(subs)) if k not in here]
-        run_tasks(client, _grade_task, [calls[k] for k in todo], lambda j, rows, why: finish(todo[j], rows, why),
-                  log)
+        run_tasks(client, _grade_task, calls, lambda j, rows, why: finish(todo[j], rows, why), log,
+                  label=lambda j: f"{subs[todo[j]][0]} ({subs[todo[j]][1]})")
     finally:
         if owned:
             client.close()
@@ -259,7 +257,7 @@ def bench(cluster, algos: list, seeds: int, log: Callable[[str], None] | None = 
         if why:
             summary = {"algo": algo.name, "env": algo.bench_env, "seed": seed, "solved": False,
                        "solved_at_steps": None, "solved_at_s": None, "target": algo.bench_target,
-                       "error": f"grader error: {why} (tried twice)"}
+                       "error": f"{why} (tried twice)"}
         results[k] = summary
         if log:
             log(f"  {algo.name} seed {seed}: solved={summary['solved']} steps={summary.get('solved_at_steps')} "
@@ -268,7 +266,8 @@ def bench(cluster, algos: list, seeds: int, log: Callable[[str], None] | None = 
     try:
         course = fingerprint()
         check_workers(client, course, False)
-        run_tasks(client, _bench_task, [(algo, seed, course) for algo, seed in calls], finish, log)
+        run_tasks(client, _bench_task, [(algo, seed, course) for algo, seed in calls], finish, log,
+                  label=lambda k: f"{calls[k][0].name} seed {calls[k][1]}")
     finally:
         if owned:
             client.close()
