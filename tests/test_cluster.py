@@ -218,6 +218,7 @@ def test_without_dask_or_with_a_wrong_address_grade_says_what_to_do(monkeypatch,
     (tmp_path / "ex00_discounted_returns.ipynb").write_text("{}")
     status, err = _grade_cli([str(tmp_path), "--cluster", "nowhere.json", "--csv", ""])
     assert status == 2 and "'nowhere.json' is neither a scheduler's address" in err, err
-    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ImportError
+    for module in ("distributed", "dask.distributed"):  # importing them raises ImportError
+        monkeypatch.setitem(sys.modules, module, None)
     status, err = _grade_cli([str(tmp_path), "--cluster", "tcp://127.0.0.1:8786", "--csv", ""])
     assert status == 2 and "--cluster needs Dask" in err and "make cluster-deps" in err, err

@@ -93,7 +93,7 @@ def check_workers(client, course: str, sandbox: bool) -> int:
 def connect(cluster):
     """(client, owned): a `Client` as given, or one connected to an address or scheduler file (owned: close it)."""
     try:
-        from distributed import Client
+        from dask.distributed import Client
     except ImportError:
         raise ClusterError(f"--cluster needs Dask, which is not installed here: {INSTALL}") from None
     if isinstance(cluster, Client):
@@ -124,7 +124,7 @@ def open_client(cluster, sandbox: bool = True):
 
 # -- submitting, gathering as they finish, one retry ---------------------------------------------------------
 def _why(exc: BaseException) -> str:
-    from distributed import KilledWorker
+    from dask.distributed import KilledWorker
 
     if isinstance(exc, KilledWorker):
         return "its worker was lost (KilledWorker)"
@@ -137,7 +137,7 @@ def run_tasks(client, fn: Callable, calls: list[tuple], done: Callable[[int, Any
     """Submit `fn(*calls[k])` for every k; `done(k, result, None)` as each one finishes (in any order), or
     `done(k, None, why)` once the task failed 1 + `retries` times (`log` says so at each retry, naming the task
     `label(k)`).  Ctrl-C cancels what is left and raises KeyboardInterrupt."""
-    from distributed import as_completed
+    from dask.distributed import as_completed
 
     run = uuid.uuid4().hex[:8]
     attempts: dict[int, int] = {}
@@ -174,7 +174,7 @@ def run_tasks(client, fn: Callable, calls: list[tuple], done: Callable[[int, Any
 def _check_here(course: str, sandbox: bool) -> None:
     problem = worker_problem(course, sandbox)
     if problem:
-        from distributed import get_worker
+        from dask.distributed import get_worker
 
         raise WorkerUnfit(f"worker {get_worker().address}: {problem}")
 
