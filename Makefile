@@ -7,7 +7,7 @@ WORKERS ?= 2
 export OMP_NUM_THREADS := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup lab test test-unit test-notebooks sync exercises check bench clean
+.PHONY: setup lab test test-unit test-notebooks sync exercises check bench compare clean
 .PHONY: html browser-deps browser-check screenshots grade-deps
 CHROMIUM := /usr/lib/chromium/chromium
 # the Playwright version the browser tests are written for: pyproject.toml's optional dependency 'browser'
@@ -17,7 +17,7 @@ setup: $(STAMP)  ## create .venv and install the course (fast when already done)
 
 $(STAMP): pyproject.toml lab/overrides.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@# JupyterLab defaults for the course: start the notebook's kernel without asking, no news pop-up
 	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lab/overrides.json $(VENV)/share/jupyter/lab/settings/
 	@touch $(STAMP)
@@ -55,14 +55,18 @@ check: setup  ## report notebook pairs or exercises that are out of date
 bench: setup  ## every algorithm on its benchmark task, 5 seeds; writes bench/results.{json,md}
 	$(PY) -m lecturekit bench --seeds 5 --out bench
 
+compare: setup  ## SB3 (rl-zoo hyperparameters) beside the course, 5 seeds; writes bench/compare/results.{json,md}
+	@$(PY) -c "import stable_baselines3" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[compare]'
+	$(PY) bench/compare.py --seeds 5 --out bench/compare
+
 html: setup  ## execute every lecture notebook and write the course as a static site: site/index.html
 	$(PY) -m lecturekit.course.site --out site --jobs $(WORKERS)
 
-browser-deps: setup  ## what tests/browser needs: Debian's chromium + libjs-mathjax (apt-get, as root) and Playwright
-	@if [ ! -x $(CHROMIUM) ] || [ ! -f /usr/share/javascript/mathjax/MathJax.js ]; then \
+browser-deps: setup  ## what tests/browser needs: Debian's chromium (apt-get, as root) and Playwright
+	@if [ ! -x $(CHROMIUM) ]; then \
 	  if [ "$$(id -u)" != 0 ]; then \
-	    echo "browser-deps: run as root, or: sudo apt-get install chromium libjs-mathjax"; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libjs-mathjax; \
+	    echo "browser-deps: run as root, or: sudo apt-get install chromium"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 	$(PY) -m pip install --quiet --disable-pip-version-check "$(PLAYWRIGHT)"
 

@@ -292,7 +292,7 @@ assert variances[0] > 10 * min(variances)              # and b = 0 is far worse 
 
 # %%
 from lecturekit.checks import check_score_gradient_samples
-from lecturekit.returns import discounted_returns
+from lecturekit.returns import discounted_returns as returns_to_go  # exercise 00, the reference one
 
 
 def score_gradient_samples(theta, episodes, gamma, baseline):
@@ -324,7 +324,7 @@ mdp = TabularMDP(P=base.P, R=base.R + 1.0 * ~base.terminal[:, None], gamma=base.
 theta = np.random.default_rng(1).normal(size=(mdp.n_states, mdp.n_actions))
 episodes = mdp.sample_episodes(theta, 4000, np.random.default_rng(0))
 exact = mdp.exact_gradient(theta).numpy()
-mean_G = np.mean(np.concatenate([discounted_returns(r, mdp.gamma) for _, _, r in episodes]))
+mean_G = np.mean(np.concatenate([returns_to_go(r, mdp.gamma) for _, _, r in episodes]))
 measured = {}
 for name, b in [("none", 0.0), ("mean return", mean_G), ("exact V(s)", mdp.value(theta).numpy())]:
     g = score_gradient_samples(theta, episodes, mdp.gamma, b)
@@ -340,3 +340,101 @@ assert measured["mean return"][0] < 0.5 * measured["none"][0]
 # **Think about it.** The variance with $b = V(s)$ is about three times smaller here, yet the number of episodes
 # needed for a given accuracy of the *mean* is what matters for learning. By how much does the baseline cut that
 # number?
+
+# %% [markdown]
+# ## 3. Build it: the episode collection
+#
+# Section 1's loop used `R.collect_episodes` and wrote the training step in the notebook. Now you write both halves
+# of REINFORCE as the course's training loop calls them: `reinforce.train("CartPole-v1", collect=collect_episodes,
+# update=reinforce_update)` creates the $N$ environments, the network and the optimizers, and calls your two
+# functions once per batch.
+#
+# First the collection. A vector environment steps all $N$ copies at once; each copy plays **one** episode from a
+# reset, and copies whose episode has ended keep being stepped (the vector env cannot stop one copy) until every
+# copy is done. Those later steps belong to no episode: the mask `valid` marks them False, and their rewards are 0.
+# Write into the preallocated arrays `bufs` (they hold the previous batch: overwrite every row you use) and return
+# the first $T$ rows, $T$ = the number of steps you ran:
+#
+# | array | shape | row t, column i |
+# |---|---|---|
+# | `obs` | (T, N, 4) | the observation copy i chose its action from at step t |
+# | `actions` | (T, N) | the network action `policy.sample(obs)` returned |
+# | `rewards` | (T, N) | the reward of step t while copy i's episode runs, 0 after it |
+# | `valid` | (T, N) | True while copy i's episode runs, *including* its last step |
+# | `ends` | (T, N) | True on the last step of copy i's episode: terminated, truncated, or cut at `t_max - 1` |
+#
+# `policy.sample(obs)` draws the actions (from the run's own generator: call it exactly once per step);
+# `policy.to_env(u)` turns them into environment actions.
+
+# %%
+from lecturekit.algos import reinforce
+from lecturekit.checks import check_collect_episodes, check_reinforce_update
+
+
+def collect_episodes(envs, policy, bufs, t_max):
+    """Run the N copies of `envs` from a reset until each has finished one episode (or t_max steps).
+
+    envs:   a Gymnasium vector env with N copies (envs.num_envs); envs.reset() -> (obs (N, obs_dim), info),
+            envs.step(actions) -> (obs, reward, terminated, truncated, info), each (N, ...).
+    policy: `reinforce.Policy`: policy.sample(obs) -> network actions (N,), policy.to_env(u) -> env actions.
+    bufs:   dict of preallocated arrays (t_max, N, ...) "obs", "actions", "rewards", "valid", "ends" (see the table).
+    Returns reinforce.Batch(obs, actions, rewards, valid, ends) holding the first T rows of the buffers.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_collect_episodes(collect_episodes)
+
+# %% [markdown]
+# ## 4. Build it: the REINFORCE update
+#
+# One update on a batch of complete episodes, in order:
+#
+# 1. **Returns-to-go** $G_t = r_t + \gamma G_{t+1}$ of every column (each column is one episode; its rewards are 0
+#    after its end, so one backward pass over the rows does it), kept on the valid steps only.
+# 2. **Baseline** $b_t$ by `cfg.baseline`: `"none"` ($0$), `"mean"` (the mean of $G_t$ over the valid steps) or
+#    `"value"` ($V_w(s_t)$, computed *before* the value network is fitted to this batch, without gradient).
+# 3. **Policy step.** $A_t = G_t - b_t$; if `cfg.normalize_adv`, divide it by its std over the valid steps
+#    ($A / (\operatorname{std}(A) + 10^{-8})$, torch's `.std()`; no centring: the baseline decides what counts as
+#    better than usual). Loss: your `reinforce_loss` minus `cfg.entropy_coef` times the mean entropy; then
+#    `opt.zero_grad()`, `backward()`, `opt.step()` (`opt` holds the policy's parameters).
+# 4. **Value step** (only if `vf_opt` is not None, i.e. `cfg.baseline == "value"`): `cfg.vf_iters` steps of
+#    `vf_opt` on $\overline{(V_w(s_t) - G_t)^2}$ over the valid steps.
+
+# %%
+def reinforce_update(model, opt, vf_opt, batch, cfg):
+    """One REINFORCE step on a batch of N complete episodes, then the value regression.
+
+    model:  `lecturekit.nets.ActorCritic`: model.log_prob(obs, act), model.entropy(obs), model.value(obs), (B,).
+    opt:    torch optimizer over the policy's parameters (model.pi).
+    vf_opt: torch optimizer over the value network's parameters (model.v), or None unless cfg.baseline == "value".
+    batch:  reinforce.Batch: obs (T, N, obs_dim) float32, actions (T, N) int64, rewards (T, N) float32,
+            valid (T, N) bool, ends (T, N) bool (NumPy arrays; see collect_episodes).
+    cfg:    `reinforce.Config`: gamma, baseline ('none', 'mean', 'value'), normalize_adv, entropy_coef, vf_iters.
+    Returns a dict of floats: loss (the policy loss minimised), episode_return (mean undiscounted return of the
+    batch's episodes), and value_loss (the last value-regression loss) when vf_opt is not None.
+    Must not modify `batch`.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_reinforce_update(reinforce_update, collect=collect_episodes)
+
+# %% [markdown]
+# ### Your REINFORCE trains CartPole, live
+#
+# The course's loop with your two functions: 16 episodes per batch, a value baseline, one Adam step per batch. The
+# curve is the greedy policy's return every 2,000 steps; Stop ends the run after the current update.
+
+# %% tags=["uses-answer"]
+from lecturekit.course import live
+from lecturekit.evaluation import Run
+
+yours = live.watch(lambda cb: reinforce.train("CartPole-v1", reinforce.Config(),
+                                              Run(steps=60_000, seed=0, target=475, eval_every=2000, callback=cb),
+                                              collect=collect_episodes, update=reinforce_update),
+                   total_steps=60_000, target=475, title="REINFORCE with your collection and update")
+print(f"solved in {yours.solved_at_steps} environment steps ({yours.solved_at_s:.1f} s)")
+assert yours.solved

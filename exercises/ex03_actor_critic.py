@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import lecturekit as lk
-from lecturekit.checks import check_a2c_loss, check_bootstrapped_returns
+from lecturekit.checks import check_a2c_loss, check_a2c_update, check_bootstrapped_returns
 
 lk.notebook_setup(seed=0)
 
@@ -106,7 +106,8 @@ check_a2c_loss(a2c_loss)
 # observation. Giving that step the "reward" $V_w(s_\text{final})$ and marking it terminal makes your function do
 # the right thing on both kinds of episode end: a *truncated* step (time limit) gets
 # $r_t + \gamma V_w(s_\text{final})$, because the pole was still up and the future is not zero, while a *terminated*
-# step gets $r_t$ alone. (`Rollout.returns` in `lecturekit` does exactly this.)
+# step gets $r_t$ alone. `Rollout.rewards_and_dones()` in `lecturekit` does exactly this (and `Rollout.returns`
+# uses it).
 
 # %% tags=["uses-answer"]
 from lecturekit.envs import make_vec
@@ -121,9 +122,8 @@ state = start(envs, seed=0)
 curve = []
 for update in range(1, 101):
     ro = collect(envs, model, state, T=16)
-    values = ro.values.numpy()
-    R = bootstrapped_returns(np.where(ro.valid, ro.rewards, values), np.where(ro.valid, ro.terminated, True),
-                             ro.last_value, 0.99)
+    rewards, terminated = ro.rewards_and_dones()  # autoreset steps: reward V(final obs), terminal
+    R = bootstrapped_returns(rewards, terminated, ro.last_value, 0.99)
     m = torch.as_tensor(ro.valid)
     obs, act = ro.obs[m], ro.actions[m]
     loss = a2c_loss(model.log_prob(obs, act), model.value(obs), torch.as_tensor(R, dtype=torch.float32)[m],
@@ -139,3 +139,71 @@ for update in range(1, 101):
 envs.close()
 best = max(r for _, r in curve)
 assert best >= 300, f"with correct functions the greedy return passes 300 (best was {best:.0f})"
+
+
+# %% [markdown]
+# ## 4. Build it: the whole A2C update
+#
+# Section 3 put your two functions into a loop written in this notebook. Now you write the update step itself, the
+# function `lecturekit.algos.a2c` calls once per rollout, and the course's own training loop runs it:
+# `a2c.train("CartPole-v1", update=a2c_update)` collects $T$ steps of $N$ environments with the current policy
+# (that part is given) and hands each rollout to your function.
+#
+# The rollout `ro` (`lecturekit.rollout.Rollout`) holds $(T, N)$ arrays: `obs` (T, N, 4), `actions`, `logp`,
+# `values` (torch tensors, recorded while acting), `rewards`, `terminated`, `truncated`, `valid` (NumPy) and
+# `last_value` (N,) $= V_w$ of the observation after the last step. The update, in order:
+#
+# 1. **Targets.** The n-step returns $R_t$ with your `bootstrapped_returns`, with the two vector-environment details
+#    of section 3: on an autoreset step (`valid` False) put the "reward" $V_w(s_\text{final})$ (the value stored on
+#    that step) and mark it terminal. Then a *truncated* step bootstraps from the value of its final observation and
+#    a *terminated* one does not.
+# 2. **Advantages** $A_t = R_t - V_w(s_t)$ on the valid steps only (flatten them with the boolean mask: `x[m]` with
+#    `m = torch.as_tensor(ro.valid)`), constants for the actor, standardised over those steps if `cfg.normalize_adv`:
+#    $(A - \bar A) / (\operatorname{std}(A) + 10^{-8})$ (torch's `.std()`).
+# 3. **Loss** $L = -\overline{\log\pi_\theta(a|s)\,A} + c_v\,\overline{(V_w(s) - R)^2} - c_H\,\overline{H}$ with
+#    `cfg.value_coef`, `cfg.entropy_coef`, means over the valid steps.
+# 4. **Step.** `opt.zero_grad()`, `backward()`, clip the global gradient norm of all the model's parameters to
+#    `cfg.max_grad_norm` (`torch.nn.utils.clip_grad_norm_`; 0 means no clipping), `opt.step()`.
+#
+# The checker compares one update of yours with the reference's on identical networks, optimizer state and data
+# (down to the gradient each parameter group receives), names the usual silent bugs (a truncated episode treated as
+# terminated, an advantage that carries gradient, a forgotten `zero_grad`, ...) and then trains CartPole with your
+# function.
+
+# %%
+def a2c_update(model, opt, ro, cfg):
+    """One A2C update (one optimizer step) on a rollout of T steps in N environments.
+
+    model: `lecturekit.nets.ActorCritic`: model.log_prob(obs, act), model.value(obs), model.entropy(obs), all (B,)
+           for obs (B, obs_dim); model.parameters() are the actor's and the critic's.
+    opt:   torch optimizer over all of model.parameters().
+    ro:    `lecturekit.rollout.Rollout`: obs (T, N, obs_dim), actions (T, N), logp (T, N), values (T, N) tensors;
+           rewards (T, N) float, terminated / truncated / valid (T, N) bool NumPy arrays; last_value (N,) NumPy.
+    cfg:   `a2c.A2CConfig`: gamma, value_coef, entropy_coef, normalize_adv, max_grad_norm (gae_lambda is 1 here).
+    Returns a dict of floats: policy_loss (with the standardised advantages), value_loss (without value_coef),
+    entropy (mean over the valid steps), grad_norm (the global gradient norm *before* clipping).
+    Must not modify `ro`.
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_a2c_update(a2c_update)
+
+# %% [markdown]
+# ### Your update trains CartPole, live
+#
+# The course's A2C loop with your update: 16 environments, 16 steps per rollout, one Adam step per rollout. The curve
+# is the greedy policy's return every 2,048 steps; Stop ends the run after the current update.
+
+# %% tags=["uses-answer"]
+from lecturekit.algos import a2c
+from lecturekit.course import live
+from lecturekit.evaluation import Run
+
+yours = live.watch(lambda cb: a2c.train("CartPole-v1", a2c.A2CConfig(),
+                                        Run(steps=100_000, seed=0, target=475, eval_every=2048, callback=cb),
+                                        update=a2c_update),
+                   total_steps=100_000, target=475, title="A2C with your update")
+print(f"solved in {yours.solved_at_steps} environment steps ({yours.solved_at_s:.1f} s)")
+assert yours.solved

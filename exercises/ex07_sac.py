@@ -252,3 +252,74 @@ assert abs(a.mean().item() - 0.5) < 0.05 and 0.02 < log_std.exp().item() < 1.0
 # **Think about it.** Replace the reparameterised sample by a score-function estimate (sample $a$ without
 # gradient and weight $\nabla\log\pi(a)$ by the objective). Both are unbiased. Which one would you expect to need
 # more samples here, and why does SAC's actor use the pathwise one?
+
+# %% [markdown]
+# ## 5. Build it: the whole SAC update
+#
+# Now the step that the course's SAC runs after every environment step, from a replay minibatch to moved networks,
+# built from your four functions. The course provides the networks, the replay buffer and the loop, and calls your
+# function through its seam, `update(agent, batch, step, noise)`, with `noise = (eps_next, eps_now)`: two tensors of
+# standard normals of shape (B, D), all the randomness one update needs. One update does:
+#
+# 1. **the soft target** with a *fresh* next action $a' = f_\theta(s', \epsilon_\text{next})$ of the current policy
+#    (not the action stored in the buffer): $y = r + \gamma\,(1 - \text{terminated})\,\big(\min(\bar Q_1(s', a'),
+#    \bar Q_2(s', a')) - \alpha\log\pi(a'|s')\big)$ from the target critics, with no gradient;
+# 2. **the critic step**: both critics regress on $y$;
+# 3. **the actor step** with the reparameterised action $a = f_\theta(s, \epsilon_\text{now})$:
+#    $L_\pi = \operatorname{mean}(\alpha\log\pi(a|s) - \min(Q_1(s,a), Q_2(s,a)))$, $\alpha$ a constant here;
+# 4. **the temperature step** on $L_\alpha$ with the same $\log\pi(a|s)$ (only when `agent.alpha_opt` is not
+#    `None`; with `autotune=False` the temperature stays fixed);
+# 5. **the Polyak update** of the target critics.
+#
+# The course's actor makes the reparameterised sample for you from the noise you pass it: `a, logp =
+# agent.actor(obs, eps)` is $a = c + h\tanh(u)$, $u = \mu_\theta(s) + \sigma_\theta(s)\,\epsilon$, with
+# $\log\pi(a|s)$ computed as in your `squashed_gaussian_log_prob` (part 1), both differentiable in $\theta$. Which
+# noise goes where is your job. The checker accepts the critic step before or after the actor and temperature steps;
+# Polyak comes last.
+
+# %%
+from lecturekit.checks import check_sac_update
+from lecturekit.offpolicy import polyak_update
+
+
+def sac_update(agent, batch, step, noise):
+    """One SAC update.
+
+    agent: the course's SAC agent, with
+        actor                 actor(obs, eps) -> (a, logp): the reparameterised action (B, D) in the action box
+                              and log pi(a|s) (B,), from standard normals eps (B, D); both carry gradients
+        critic, critic_targ   twin critics: critic(obs, act) -> q1, q2, each (B,)
+        log_alpha             0-d tensor, alpha = log_alpha.exp(); target_entropy a float (-D)
+        actor_opt, critic_opt, alpha_opt   Adam optimizers (alpha_opt is None when the temperature is fixed)
+        cfg                   gamma, tau, ...
+    batch: a replay minibatch with obs, next_obs (B, obs_dim), action (B, D), reward, terminated, truncated (B,);
+        only `terminated` stops the bootstrap.
+    step: how many updates came before this one (unused by SAC).
+    noise: (eps_next, eps_now), standard normals of shape (B, D): eps_next for a' at s', eps_now for a at s.
+    Returns a dict of floats with at least "critic_loss" and "actor_loss".
+    """
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %%
+check_sac_update(sac_update)
+
+# %% [markdown]
+# ### Your SAC on Pendulum, live
+#
+# The course's loop with your update: 1,000 random warm-up steps, then one update per environment step, an
+# evaluation (10 episodes, the policy's mean action) every 500 steps; training stops at the target of -200. Press
+# Stop to end it early. The reference needs 4,000 to 5,000 steps.
+
+# %% tags=["uses-answer"]
+from lecturekit.algos import sac
+from lecturekit.course import live
+from lecturekit.evaluation import Run
+
+budget = 10_000
+history = live.watch(lambda cb: sac.train("Pendulum-v1", sac.Config(),
+                                           Run(steps=budget, seed=0, target=-200, eval_every=500, eval_episodes=10,
+                                               callback=cb),
+                                           update=sac_update),
+                     total_steps=budget, target=-200, title="SAC on Pendulum-v1 with your update")
+assert history.solved, f"best evaluation return {history.best_return:.0f}"

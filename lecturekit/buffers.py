@@ -9,7 +9,9 @@ Terminated vs truncated. The TD target is y = r + gamma * (1 - terminated) * Q'(
   so the target bootstraps from Q'(s', .) where s' is the real final observation.
 The buffer therefore stores `terminated` as the done flag; `truncated` is stored too, only for inspection.
 
-Storage is preallocated NumPy arrays (no per-step Python objects); `sample` returns float32 torch tensors.
+Storage is preallocated NumPy arrays (no per-step Python objects; one add costs a few microseconds, about ten times
+less than writing into torch tensors); `sample(batch_size, generator)` draws the indices from the torch generator
+it is handed (the training run's), so sampling never touches a global generator, and returns float32 tensors.
 
 Shapes (B = batch size):
     obs, next_obs: (B, obs_dim)   action: (B, act_dim)   reward, terminated, truncated: (B,)
@@ -37,14 +39,14 @@ class Batch(NamedTuple):
 class ReplayBuffer:
     """Fixed-capacity ring buffer of transitions with uniform sampling.
 
-    >>> buf = ReplayBuffer(obs_dim=3, act_dim=1, capacity=1000, seed=0)
+    >>> buf = ReplayBuffer(obs_dim=3, act_dim=1, capacity=1000)
     >>> buf.add(obs, action, reward, next_obs, terminated, truncated)   # one transition or a batch of N
-    >>> batch = buf.sample(256)                                           # Batch of (256, ...) float32 tensors
+    >>> batch = buf.sample(256, generator)                                # Batch of (256, ...) float32 tensors
 
     When full, the oldest transitions are overwritten first.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int, seed: int | None = 0):
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int):
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.capacity = int(capacity)
@@ -56,7 +58,6 @@ class ReplayBuffer:
         self.truncated = np.zeros(capacity, dtype=np.float32)
         self.ptr = 0  # index where the next transition goes
         self.size = 0  # number of stored transitions (<= capacity)
-        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return self.size
@@ -87,10 +88,10 @@ class ReplayBuffer:
         self.ptr = (self.ptr + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
-    def sample(self, batch_size: int) -> Batch:
-        """Draw `batch_size` stored transitions uniformly at random (with replacement)."""
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """Draw `batch_size` stored transitions uniformly at random (with replacement), indices from `generator`."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer: add transitions first")
-        idx = self.rng.integers(0, self.size, size=batch_size)
+        idx = torch.randint(self.size, (batch_size,), generator=generator).numpy()
         return Batch(*(torch.from_numpy(a[idx]) for a in
                        (self.obs, self.action, self.reward, self.next_obs, self.terminated, self.truncated)))

@@ -38,6 +38,17 @@ class History:
 
     evals: list of (env_steps, wall_s, eval_return_mean, eval_return_std), one per evaluation.
     logs: training diagnostics, one list per name, with 'env_steps' alongside.
+
+    Solved, still solved, solved for good (the rule every benchmark uses; `solved_marks` computes it), with
+    K = `confirm_evals` and "at the target" meaning an evaluation mean >= target:
+    - solved_at_steps / solved_at_s: the first evaluation at the target.
+    - still_solved: the K evaluations right after that first one are all at the target as well (True), or one of
+      them is not (False).  False when never solved; None when not checked (K = 0, or the run ended before K
+      evaluations followed the first hit).
+    - solved_for_good_at_steps / _s: the first evaluation from which every later evaluation of the run stays at the
+      target, counted only when that streak holds at least K + 1 evaluations (else None).  Training stops at the end
+      of the first such streak (`Monitor`), so it costs at most K extra evaluation periods; with K = 0 it is the
+      first hit, checked by nothing.
     """
 
     algo: str
@@ -53,6 +64,10 @@ class History:
     wall_s: float = 0.0
     stopped: str = ""
     target: float | None = None
+    confirm_evals: int = 0
+    still_solved: bool | None = None
+    solved_for_good_at_steps: int | None = None
+    solved_for_good_at_s: float | None = None
     model: Any = None
 
     @property
@@ -85,8 +100,42 @@ class History:
             "solved": bool(self.solved),
             "solved_at_steps": self.solved_at_steps,
             "solved_at_s": None if self.solved_at_s is None else round(self.solved_at_s, 3),
+            "confirm_evals": self.confirm_evals,
+            "still_solved": self.still_solved,
+            "solved_for_good_at_steps": self.solved_for_good_at_steps,
+            "solved_for_good_at_s": None if self.solved_for_good_at_s is None else round(self.solved_for_good_at_s, 3),
             "stopped": self.stopped,
         }
+
+
+def solved_marks(evals: list, target: float | None, confirm_evals: int) -> dict:
+    """The History's solved fields for an evaluation sequence (see `History` for the rule).
+
+    evals: [(env_steps, wall_s, mean, std), ...] in order.  Returns solved, solved_at_steps, solved_at_s,
+    still_solved, solved_for_good_at_steps, solved_for_good_at_s.
+    """
+    k = int(confirm_evals)
+    at = [target is not None and e[2] >= target for e in evals]
+    first = next((i for i, hit in enumerate(at) if hit), None)
+    marks = {"solved": first is not None, "solved_at_steps": None, "solved_at_s": None, "still_solved": False,
+             "solved_for_good_at_steps": None, "solved_for_good_at_s": None}
+    if first is None:
+        return marks
+    marks["solved_at_steps"], marks["solved_at_s"] = int(evals[first][0]), evals[first][1]
+    after = at[first + 1:first + 1 + k]
+    marks["still_solved"] = False if not all(after) else (True if k > 0 and len(after) == k else None)
+    start = len(at)
+    while start > 0 and at[start - 1]:  # the final streak of evaluations at the target
+        start -= 1
+    if len(at) - start >= k + 1:
+        marks["solved_for_good_at_steps"], marks["solved_for_good_at_s"] = int(evals[start][0]), evals[start][1]
+    return marks
+
+
+def confirmed(evals: list, target: float | None, confirm_evals: int) -> bool:
+    """True when the last `confirm_evals` + 1 evaluations are all at the target: training may stop."""
+    last = evals[len(evals) - (int(confirm_evals) + 1):] if len(evals) > confirm_evals else []
+    return target is not None and bool(last) and all(e[2] >= target for e in last)
 
 
 def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int, seed: int,
@@ -135,10 +184,11 @@ class Run:
 
     steps: int = 100_000              # environment-step budget
     seed: int = 0                     # every generator of the run is made from it (see `generators`)
-    target: float | None = None       # stop at the first evaluation whose mean return reaches it
+    target: float | None = None       # stop at the first evaluation whose mean return reaches it (see confirm_evals)
     eval_every: int | None = None     # env steps between evaluations; None: steps // 50, at most EVAL_EVERY_MAX
     eval_episodes: int = 20           # episodes per evaluation (run side by side, deterministic policy)
     callback: Callable[[dict], Any] | None = None  # called after each evaluation; returning False stops training
+    confirm_evals: int = 0            # K more evaluations at the target after the first ("still solved"); 0: stop at it
 
     def __post_init__(self):
         if not isinstance(self.steps, (int, np.integer)) or self.steps <= 0:
@@ -147,6 +197,8 @@ class Run:
             raise ValueError(f"eval_every must be a positive number of env steps, got {self.eval_every!r}")
         if self.eval_episodes <= 0:
             raise ValueError(f"eval_episodes must be at least 1, got {self.eval_episodes!r}")
+        if not isinstance(self.confirm_evals, (int, np.integer)) or self.confirm_evals < 0:
+            raise ValueError(f"confirm_evals must be a whole number >= 0, got {self.confirm_evals!r}")
         if self.target is not None and not math.isfinite(self.target):
             raise ValueError(f"target must be a finite return, got {self.target!r}")
 
@@ -184,7 +236,8 @@ class Monitor:
         `env_id` (`gym_evaluator`).  Routing and Cliff Walking pass their own."""
         cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
         self.run = run
-        self.history = History(algo=algo, env=env_id, seed=run.seed, config=cfg, target=run.target)
+        self.history = History(algo=algo, env=env_id, seed=run.seed, config=cfg, target=run.target,
+                               confirm_evals=int(run.confirm_evals))
         self.steps, self.target, self.callback = int(run.steps), run.target, run.callback
         self.eval_every = run.eval_period
         self.next_eval = self.eval_every
@@ -216,12 +269,13 @@ class Monitor:
         wall = self.elapsed()
         self.history.evals.append((int(env_steps), wall, mean, std))
         h = self.history
-        if self.target is not None and mean >= self.target and not h.solved:
-            h.solved, h.solved_at_steps, h.solved_at_s = True, int(env_steps), wall
+        for name, value in solved_marks(h.evals, self.target, h.confirm_evals).items():
+            setattr(h, name, value)
         return mean, std
 
     def should_stop(self, env_steps: int, act_fn) -> bool:
-        """Evaluate if due; True when the target is reached, the budget is spent, or the callback says stop."""
+        """Evaluate if due; True when the target is reached (and, with `confirm_evals` K, held for K more
+        evaluations), the budget is spent, or the callback says stop."""
         done = env_steps >= self.steps
         if env_steps >= self.next_eval or done:
             while self.next_eval <= env_steps:
@@ -233,7 +287,7 @@ class Monitor:
                 if self.callback(event) is False:
                     self.history.stopped = "user"
                     return True
-            if self.history.solved:
+            if confirmed(self.history.evals, self.target, self.history.confirm_evals):
                 self.history.stopped = "target"
                 return True
         if done:
@@ -247,3 +301,27 @@ class Monitor:
         h.model = model
         getattr(self._evaluate, "close", lambda: None)()
         return h
+
+
+def critic_bias(actor: Callable, q: Callable, env_id: str, episodes: int, seed: int, gamma: float,
+                horizon: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """A critic's estimate Q(s0, mu(s0)) and the discounted return the deterministic policy mu really collects from
+    s0 (Monte Carlo, `horizon` steps: gamma**horizon is negligible), for `episodes` start states reset(seed + i).
+
+    actor: obs tensor (n, obs_dim) -> actions (n, act_dim); q(obs, act) -> (n,).  Returns (q_estimates,
+    mc_returns), both of shape (episodes,); their difference is the critic's bias (notebook 12).
+    """
+    envs = make_vec(env_id, episodes, max_episode_steps=horizon)
+    obs, _ = envs.reset(seed=seed)
+    obs = torch.as_tensor(obs, dtype=torch.float32)
+    with torch.no_grad():
+        q0 = q(obs, actor(obs)).numpy().astype(np.float64)
+        ret, disc, running = np.zeros(episodes), 1.0, np.ones(episodes, dtype=bool)
+        while running.any():
+            obs, r, term, trunc, _ = envs.step(actor(obs).numpy())
+            obs = torch.as_tensor(obs, dtype=torch.float32)
+            ret += np.where(running, disc * r, 0.0)
+            disc *= gamma
+            running &= ~(term | trunc)
+    envs.close()
+    return q0, ret

@@ -5,7 +5,8 @@ NumPy pieces (for plots, exercises and gradient-free search):
     gaussian_score(x, mu, log_std)                      grad of log N(x; mu, sigma^2) w.r.t. mu and log sigma
     LinearPolicy                                        a flat parameter vector -> actions, for a whole population
     LinearAgent(policy, theta)                          one fixed theta as an act_fn: obs (B, obs_dim) -> actions
-Torch pieces (for gradient-based methods):
+Torch pieces (for gradient-based methods; `generator` arguments take a run's own torch.Generator, None means the
+global one, for notebooks):
     SoftmaxPolicy(obs_dim, n_actions, hidden=())        linear (hidden=()) or MLP logits h_theta(s, .)
     GaussianPolicy(obs_dim, act_dim, hidden=())         mean mu_theta(s), state-independent log sigma
 """
@@ -109,9 +110,9 @@ class LinearAgent:
 class SoftmaxPolicy(nn.Module):
     """pi_theta(a|s) = softmax(h_theta(s))_a with h a linear map (hidden=()) or an MLP.  obs (B, obs_dim)."""
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden=(), out_gain: float = 0.01):
+    def __init__(self, obs_dim: int, n_actions: int, hidden=(), out_gain: float = 0.01, generator=None):
         super().__init__()
-        self.logits_net = mlp([obs_dim, *hidden, n_actions], out_gain=out_gain)
+        self.logits_net = mlp([obs_dim, *hidden, n_actions], out_gain=out_gain, generator=generator)
 
     def logits(self, obs: Tensor) -> Tensor:
         """h_theta(s).  Shape (B, A)."""
@@ -136,9 +137,10 @@ class GaussianPolicy(nn.Module):
     """pi_theta(a|s) = N(a; mu_theta(s), diag(sigma^2)) with mu linear (hidden=()) or an MLP and a learned,
     state-independent log sigma.  obs (B, obs_dim), actions (B, act_dim)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden=(), log_std_init: float = 0.0, out_gain: float = 0.01):
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(), log_std_init: float = 0.0, out_gain: float = 0.01,
+                 generator=None):
         super().__init__()
-        self.mu_net = mlp([obs_dim, *hidden, act_dim], out_gain=out_gain)
+        self.mu_net = mlp([obs_dim, *hidden, act_dim], out_gain=out_gain, generator=generator)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
 
     def mean(self, obs: Tensor) -> Tensor:

@@ -76,3 +76,29 @@ def gae(rewards, values, terminated, last_value, gamma: float, lam: float) -> np
         running = delta[t] + gamma * lam * (1.0 - d[t]) * running
         adv[t] = running
     return adv
+
+
+def nstep_returns(rewards, values, terminated, last_value, gamma: float, n: int) -> np.ndarray:
+    """n-step targets G_t^(n) = sum_{k<m} gamma^k r_{t+k} + gamma^m V_{t+m} with m = min(n, T - t), cut (no
+    bootstrap) where an episode terminates.  Lecture: "Actor-Critic Learning", TD and n-step bootstrapping.
+
+    n = 1 is the TD target r_t + gamma (1 - d_t) V_{t+1}; n >= T gives `bootstrapped_returns` (the A2C
+    target, which looks up to the end of the rollout).  Shapes: rewards, values, terminated (T, N);
+    last_value (N,) = V after the last step.  Returns (T, N) float64.
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    d = np.asarray(terminated, dtype=np.float64)
+    v = np.vstack([np.asarray(values, dtype=np.float64), np.asarray(last_value, dtype=np.float64)[None]])
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    T = r.shape[0]
+    out = np.empty_like(r)
+    for t in range(T):
+        g, disc, alive = np.zeros(r.shape[1]), 1.0, np.ones(r.shape[1])
+        m = min(n, T - t)
+        for k in range(m):
+            g += alive * disc * r[t + k]
+            disc *= gamma
+            alive = alive * (1.0 - d[t + k])
+        out[t] = g + alive * disc * v[t + m]
+    return out

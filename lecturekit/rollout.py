@@ -17,6 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lecturekit.envs import make_unit_vec
+from lecturekit.evaluation import generators
+from lecturekit.nets import ActorCritic, greedy_act_fn
 from lecturekit.returns import bootstrapped_returns, gae
 
 if TYPE_CHECKING:
@@ -61,25 +64,34 @@ class Rollout:
     valid: np.ndarray
     last_value: np.ndarray
 
-    def _targets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # An autoreset step holds the final observation of the episode before it: give it reward V(final obs) and
-        # mark it terminal, so its "return" is exactly V(final obs).  Then the step before it gets
-        # r + gamma * V(final obs) if it was truncated, and r alone if it was terminated.
+    def rewards_and_dones(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rewards, terminated), both (T, N) float64 / bool, ready for `returns.bootstrapped_returns` and `gae`.
+
+        An autoreset step holds the final observation of the episode before it: it gets reward V(final obs) and
+        counts as terminal, so its "return" is exactly V(final obs).  Then the step before it gets
+        r + gamma * V(final obs) if it was truncated (the future is not zero), and r alone if it was terminated.
+        """
         v = self.values.numpy().astype(np.float64)
-        r = np.where(self.valid, self.rewards, v)
-        d = np.where(self.valid, self.terminated, True)
-        return r, v, d
+        return np.where(self.valid, self.rewards, v), np.where(self.valid, self.terminated, True)
 
     def returns(self, gamma: float) -> Tensor:
         """n-step bootstrapped returns R_t (T, N) (see `returns.bootstrapped_returns`), truncation handled."""
-        r, _, d = self._targets()
+        r, d = self.rewards_and_dones()
         return torch.as_tensor(bootstrapped_returns(r, d, self.last_value, gamma), dtype=torch.float32)
 
-    def advantages(self, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
-        """(GAE advantages A_t, value targets A_t + V_t), both (T, N), truncation handled.  Zero on invalid steps."""
-        r, v, d = self._targets()
-        adv = gae(r, v, d, self.last_value, gamma, lam)
+    def advantages(self, gamma: float, gae_lambda: float) -> tuple[Tensor, Tensor]:
+        """(GAE advantages A_t, value targets A_t + V_t), both (T, N), truncation handled.  Zero on invalid steps.
+        gae_lambda = 1 gives the n-step bootstrapped return minus V (A2C's advantage)."""
+        r, d = self.rewards_and_dones()
+        v = self.values.numpy().astype(np.float64)
+        adv = gae(r, v, d, self.last_value, gamma, gae_lambda)
         return torch.as_tensor(adv, dtype=torch.float32), torch.as_tensor(adv + v, dtype=torch.float32)
+
+    def steps(self, gamma: float, gae_lambda: float) -> "Steps":
+        """The valid steps (autoreset steps left out) flattened to (B,) with their advantages and value targets."""
+        adv, ret = self.advantages(gamma, gae_lambda)
+        m = torch.as_tensor(self.valid)
+        return Steps(self.obs[m], self.actions[m], self.logp[m], self.values[m], adv[m], ret[m])
 
     @property
     def mask(self) -> Tensor:
@@ -87,8 +99,24 @@ class Rollout:
         return torch.as_tensor(self.valid, dtype=torch.float32)
 
 
-def collect(envs, agent, state: EnvState, T: int) -> Rollout:
-    """Run `agent.act` (see `nets.ActorCritic`) for T steps in the N environments, under no_grad.
+@dataclass
+class Steps:
+    """The valid steps of a rollout as one flat batch of B steps: what an update computes its losses on."""
+
+    obs: Tensor      # (B, obs_dim)
+    actions: Tensor  # (B,) int64 (Discrete) or (B, act_dim) (Box, in the policy's [-1, 1] units)
+    logp: Tensor     # (B,) log pi_k(a|s) of the policy that collected the rollout
+    values: Tensor   # (B,) V(s) when collected
+    adv: Tensor      # (B,) advantages A_t (GAE, or n-step return minus V when gae_lambda = 1)
+    ret: Tensor      # (B,) value targets A_t + V(s_t)
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+
+def collect(envs, agent, state: EnvState, T: int, generator: torch.Generator | None = None) -> Rollout:
+    """Run `agent.act` (see `nets.ActorCritic`) for T steps in the N environments, under no_grad, sampling the
+    actions from `generator`.
 
     Box actions are clipped to the action bounds when sent to the environment; the unclipped sample is stored (its
     log-probability is the one the policy assigned).  `state` is advanced in place.
@@ -106,7 +134,7 @@ def collect(envs, agent, state: EnvState, T: int) -> Rollout:
     with torch.no_grad():
         for t in range(T):
             obs_t = torch.as_tensor(state.obs)
-            a, logp, v = agent.act(obs_t)
+            a, logp, v = agent.act(obs_t, generator=generator)
             obs_buf[t], act_buf[t], logp_buf[t], val_buf[t] = obs_t, a, logp, v
             a_env = a.numpy() if discrete else np.clip(a.numpy(), low, high)
             next_obs, r, te, tr, _ = envs.step(a_env)
@@ -123,15 +151,27 @@ def collect(envs, agent, state: EnvState, T: int) -> Rollout:
     return Rollout(obs_buf, act_buf, logp_buf, val_buf, rew, term, trunc, valid, last_value)
 
 
-def run(envs, model, mon: "Monitor", n_steps: int, seed: int, update: Callable[[Rollout, int], dict],
-        act_fn: Callable) -> "History":
+def actor_critic_setup(env_id: str, cfg, seed: int):
+    """What A2C, TRPO and PPO start from: (envs, model, act_fn, gen).  `gen` is the run's torch generator
+    (`evaluation.generators(seed)`, the only one the run draws from); envs: cfg.n_envs copies of `env_id` with a
+    bounded Box rescaled to [-1, 1] (`envs.make_unit_vec`); model: an `ActorCritic` (cfg.hidden, cfg.log_std_init)
+    initialised from `gen`; act_fn: its greedy actions in the environment's own units, for evaluation."""
+    gen, _ = generators(seed)
+    envs = make_unit_vec(env_id, cfg.n_envs)
+    model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init, gen)
+    return envs, model, greedy_act_fn(model, envs.unwrapped.single_action_space), gen
+
+
+def loop(envs, model, mon: "Monitor", n_steps: int, seed: int, generator: torch.Generator,
+         update: Callable[[Rollout, int], dict], act_fn: Callable) -> "History":
     """The loop every on-policy method of the course shares (A2C, TRPO, PPO): collect T = n_steps steps from the N
-    environments, `update(rollout, env_steps_before) -> diagnostics`, log them, evaluate, stop when the Monitor says
-    so.  Only `update` differs between the algorithms.  Closes `envs`; returns the Monitor's History."""
+    environments (reset with seeds seed, seed + 1, ...; actions sampled from `generator`),
+    `update(rollout, env_steps_before) -> diagnostics`, log them, evaluate, stop when the Monitor says so.
+    Only `update` differs between the algorithms.  Closes `envs`; returns the Monitor's History."""
     state, env_steps = start(envs, seed), 0
     try:
         while True:
-            ro = collect(envs, model, state, n_steps)
+            ro = collect(envs, model, state, n_steps, generator)
             stats = update(ro, env_steps)
             env_steps += envs.num_envs * n_steps
             mon.log(env_steps, **stats)

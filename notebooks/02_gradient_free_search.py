@@ -18,6 +18,7 @@ import numpy as np
 from lecturekit.course import live
 from lecturekit.algos import gradient_free as gf
 from lecturekit.envs import make_vec
+from lecturekit.evaluation import Run
 from lecturekit.policies import LinearPolicy
 
 # %% [markdown]
@@ -76,15 +77,13 @@ assert np.median(returns) < 100 and returns.max() >= 475  # most guesses are bad
 # reliability.
 
 # %%
-def train_cem(callback, population, elite_frac, extra_std):
-    cfg = gf.CEMConfig(population=population, elite_frac=elite_frac, extra_std=extra_std)
-    return gf.train_cem("CartPole-v1", cfg, steps=100_000, seed=0, target=475.0, eval_every=2000,
-                        callback=callback)
+from lecturekit.evaluation import Run
 
-
-cem_history = live.demo(train_cem, knobs={"population": (16, 256, 16, 64), "elite_frac": (0.05, 0.5, 0.05, 0.2),
-                                          "extra_std": (0.0, 0.5, 0.05, 0.1)},
-                        total_steps=100_000, target=475.0, title="CEM on CartPole-v1 (linear policy)")
+cem_history = live.demo(gf.train_cem, "CartPole-v1", gf.CEMConfig(),
+                        knobs={"population": (16, 256, 16), "elite_frac": (0.05, 0.5, 0.05),
+                               "extra_std": (0.0, 0.5, 0.05)},
+                        run=Run(steps=100_000, seed=0, target=475.0, eval_every=2000),
+                        title="CEM on CartPole-v1 (linear policy)")
 
 # %%
 print(cem_history.summary())
@@ -100,7 +99,8 @@ assert cem_history.solved_at_steps <= 60_000
 
 # %% jupyter={"source_hidden": true}
 BUDGET, SEEDS = 100_000, (0, 1, 2)
-runs = {name: [gf.search(name, "CartPole-v1", steps=BUDGET, seed=s, target=475.0, eval_every=2500) for s in SEEDS]
+runs = {name: [gf.search(name, "CartPole-v1", run=Run(steps=BUDGET, seed=s, target=475.0, eval_every=2500))
+               for s in SEEDS]
         for name in gf.METHODS}
 
 # %% jupyter={"source_hidden": true}

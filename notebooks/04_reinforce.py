@@ -23,6 +23,7 @@ import torch
 
 from lecturekit.course import live
 from lecturekit.algos import reinforce
+from lecturekit.evaluation import Run
 from lecturekit.returns import discounted_returns
 
 # %% [markdown]
@@ -141,16 +142,12 @@ assert cos > 0.95, cos
 # shows the mean return of 20 evaluation episodes with the most likely action (no sampling).
 
 # %%
-def train_cartpole(callback, lr, n_episodes, baseline, seed):
-    cfg = reinforce.Config(lr=lr, n_episodes=n_episodes, baseline=baseline)
-    return reinforce.train("CartPole-v1", cfg, steps=100_000, seed=seed, target=475, eval_every=4000,
-                           callback=callback)
+from lecturekit.evaluation import Run
 
-
-history = live.demo(train_cartpole,
-                    knobs={"lr": (1e-3, 3e-2, 1e-3, 1e-2), "n_episodes": (4, 64, 4, 16),
-                           "baseline": ["value", "mean", "none"], "seed": (0, 9, 1, 0)},
-                    total_steps=100_000, target=475, title="REINFORCE on CartPole-v1")
+history = live.demo(reinforce.train, "CartPole-v1", reinforce.Config(),
+                    knobs={"lr": (1e-3, 3e-2, 1e-3), "n_episodes": (4, 64, 4), "baseline": ["value", "mean", "none"],
+                           "seed": (0, 9)},
+                    run=Run(steps=100_000, seed=0, target=475, eval_every=4000), title="REINFORCE on CartPole-v1")
 
 # %%
 print(history.summary())

@@ -24,6 +24,7 @@ import torch
 
 from lecturekit.course import live
 from lecturekit.algos import reinforce
+from lecturekit.evaluation import Run
 from lecturekit.distributions import gaussian_log_prob
 from lecturekit.policies import gaussian_score, softmax, softmax_score
 
@@ -73,8 +74,8 @@ print("score of action 0:", softmax_score(h, 0).round(4), "(sums to 0: probabili
 # right as a function of the pole's angle and angular velocity (cart at rest in the middle).
 
 # %%
-h_cart = live.watch(lambda cb: reinforce.train("CartPole-v1", reinforce.Config(), steps=100_000, seed=0, target=475,
-                                                eval_every=4000, callback=cb),
+h_cart = live.watch(lambda cb: reinforce.train("CartPole-v1", reinforce.Config(),
+                                               Run(steps=100_000, seed=0, target=475, eval_every=4000, callback=cb)),
                     total_steps=100_000, target=475, title="REINFORCE, softmax policy on CartPole")
 print(h_cart.summary())
 assert h_cart.solved
@@ -124,17 +125,17 @@ assert torch.allclose(gaussian_log_prob(a, mu.detach(), log_std.detach()), refer
 # %% [markdown]
 # **Bounded actions.** A Gaussian puts mass on every real number, but a price lies in $[0, 4]$ and a torque in
 # $[-2, 2]$. `lecturekit.algos.reinforce` lets the Gaussian live in $[-1, 1]$ units $u$ and maps them affinely onto
-# the environment's bounds, $a = \text{low} + (u + 1)(\text{high} - \text{low})/2$, clipping what falls outside. The
+# the environment's bounds, $a = \text{low} + (u + 1)(\text{high} - \text{low})/2$, clipping what falls outside
+# (`lecturekit.envs.from_unit`; A2C, TRPO and PPO do the same). The
 # log-probability used in the loss is that of the unclipped $u$, which is what was sampled. (Squashing with tanh
 # instead of clipping is notebook 15's topic.)
 
 # %%
-import lecturekit.envs  # noqa: F401  (registers the course's environments)
+from lecturekit.envs import from_unit  # importing lecturekit.envs registers the course's environments
 
 price_space = gym.make("lecturekit/DynamicPricing-v0").action_space
 print("price action space:", price_space)
-model = reinforce.ActorCritic(gym.spaces.Box(-1, 1, (2,)), price_space)
-to_env = reinforce.Policy(model, price_space).to_env
+to_env = lambda u: from_unit(u, price_space.low, price_space.high)  # noqa: E731
 u = np.array([[-1.0], [0.0], [1.0], [1.7]], dtype=np.float32)
 print("u:", u.ravel(), "-> price:", to_env(u).ravel())
 assert np.allclose(to_env(u).ravel(), [price_space.low[0], (price_space.low[0] + price_space.high[0]) / 2,
@@ -162,38 +163,21 @@ assert np.allclose(to_env(u).ravel(), [price_space.low[0], (price_space.low[0] +
 #   \sigma^\star_{\text{shared}} = \sqrt{\frac{\alpha}{2\,\mathbb E_s[w(s)]}} \quad\text{(one for all states)}.$$
 #
 # A state-dependent head can represent the first; a single $\sigma$ can only compromise.
+#
+# The environment is `lecturekit/PrecisionBandit-v0` (`lecturekit.envs.bandit`).
 
 # %%
-class PrecisionBandit(gym.Env):
-    """One-step episodes: observe s ~ U[-1, 1], act a in [-1, 1], reward -w(s) (a - s/2)^2 with w(s) = 25^((s+1)/2)."""
+from lecturekit.envs.bandit import weight  # w(s) = 25^((s + 1) / 2)
 
-    observation_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-    action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.s = float(self.np_random.uniform(-1.0, 1.0))
-        return np.array([self.s], np.float32), {}
-
-    def step(self, action):
-        r = -weight(self.s) * (float(action[0]) - self.s / 2) ** 2
-        return np.array([self.s], np.float32), r, True, False, {}
-
-
-def weight(s):
-    return 25.0 ** ((np.asarray(s) + 1) / 2)
-
-
-gym.register("lecturekit-nb06/PrecisionBandit-v0", entry_point=PrecisionBandit)
 alpha = 0.02
 
 
 def train_bandit(callback, state_std, lr, seed=0):
-    # normalize=False: the entropy bonus must be weighed against the rewards themselves, not rescaled ones
-    cfg = reinforce.Config(n_episodes=64, lr=lr, hidden=(32, 32), state_std=state_std, ent_coef=alpha,
-                           log_std_init=-2.0, min_log_std=-5.0, normalize=False)
-    return reinforce.train("lecturekit-nb06/PrecisionBandit-v0", cfg, steps=20_000, seed=seed, eval_every=2000,
-                           eval_episodes=200, callback=callback)
+    # normalize_adv=False: the entropy bonus must be weighed against the rewards themselves, not rescaled ones
+    cfg = reinforce.Config(n_episodes=64, lr=lr, hidden=(32, 32), state_std=state_std, entropy_coef=alpha,
+                           log_std_init=-2.0, min_log_std=-5.0, normalize_adv=False)
+    run = Run(steps=20_000, seed=seed, eval_every=2000, eval_episodes=200, callback=callback)
+    return reinforce.train("lecturekit/PrecisionBandit-v0", cfg, run)
 
 
 runs = {True: live.demo(train_bandit, knobs={"state_std": True, "lr": (1e-3, 3e-2, 1e-3, 1e-2)},

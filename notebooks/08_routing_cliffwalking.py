@@ -27,6 +27,7 @@ import lecturekit.envs  # noqa: F401  (registers lecturekit/CliffWalkingOneHot-v
 from lecturekit.applications import cliffwalk, routing
 from lecturekit.course import live
 from lecturekit.envs import cliff
+from lecturekit.evaluation import Run
 
 # %% [markdown]
 # ## 1. The routing problem and its exact optimum
@@ -116,7 +117,8 @@ val = (val_coords, routing.held_karp(val_coords)[0])
 
 def train_routing(callback, lr=2e-3, baseline="loo", samples=8, updates=500, seed=0):
     cfg = routing.RoutingConfig(lr=lr, baseline=baseline, samples=samples)
-    return routing.train(cfg, updates=updates, seed=seed, eval_every=25, target_gap=4.0, callback=callback, val=val)
+    run = Run(steps=updates * cfg.batch, seed=seed, target=-4.0, eval_every=25 * cfg.batch, callback=callback)
+    return routing.train(cfg, run, val=val)  # steps count instances; the target is minus the gap in %
 
 
 tsp_history = live.demo(train_routing,
@@ -198,8 +200,9 @@ plt.tight_layout(), plt.show()
 # where the goal is. (We saw this with several step sizes, discounts, time limits and network sizes, in runs of up to 280 000 steps.)
 
 # %%
-plain = live.watch(lambda cb: cliffwalk.train(cliffwalk.config(ent_coef=0.0), exploring_starts=False, steps=60_000,
-                                              seed=0, eval_every=20_000, callback=cb),
+plain = live.watch(lambda cb: cliffwalk.train(cliffwalk.config(entropy_coef=0.0),
+                                              Run(steps=60_000, seed=0, eval_every=20_000, callback=cb),
+                                              exploring_starts=False),
                    total_steps=60_000, target=-17, title="plain REINFORCE on Cliff Walking")
 plain_cells, plain_ret, plain_reached = cliff.greedy_path(cliffwalk.greedy_policy(plain))
 moves = np.bincount(cliff.greedy_actions(cliffwalk.greedy_policy(plain))[:3].ravel(), minlength=4)
@@ -217,7 +220,7 @@ assert not plain_reached
 # - **exploring starts** during training: each episode starts in a random cell
 #   (`lecturekit/CliffWalkingExploringStarts-v0`). Episodes that start near G reach it, and the policy learns how to
 #   finish first and then, cell by cell, how to get there. The learned policy is still judged from S.
-# - an **entropy bonus** (REINFORCE's `ent_coef`): the loss gets $-\beta\, \mathbb E_t[H(\pi_\theta(\cdot\mid s_t))]$
+# - an **entropy bonus** (REINFORCE's `entropy_coef`): the loss gets $-\beta\, \mathbb E_t[H(\pi_\theta(\cdot\mid s_t))]$
 #   with $\beta = 0.1$,
 #   which keeps the softmax from collapsing onto a single move before the goal has been found. (Entropy
 #   regularisation returns with SAC at the end of the lecture.)
@@ -231,13 +234,13 @@ assert not plain_reached
 CLIFF_STEPS = 300_000
 
 
-def train_cliff(callback, lr=1e-2, ent_coef=0.1, exploring_starts=True, seed=0):
-    return cliffwalk.train(cliffwalk.config(lr=lr, ent_coef=ent_coef), exploring_starts=exploring_starts,
-                           steps=CLIFF_STEPS, seed=seed, target=-17, eval_every=10_000, callback=callback)
+def train_cliff(callback, lr=1e-2, entropy_coef=0.1, exploring_starts=True, seed=0):
+    run = Run(steps=CLIFF_STEPS, seed=seed, target=cliffwalk.TARGET, eval_every=10_000, callback=callback)
+    return cliffwalk.train(cliffwalk.config(lr=lr, entropy_coef=entropy_coef), run, exploring_starts=exploring_starts)
 
 
 cliff_history = live.demo(train_cliff,
-                          knobs={"lr": (1e-3, 3e-2, 1e-3, 1e-2), "ent_coef": (0.0, 0.3, 0.01, 0.1),
+                          knobs={"lr": (1e-3, 3e-2, 1e-3, 1e-2), "entropy_coef": (0.0, 0.3, 0.01, 0.1),
                                  "exploring_starts": True, "seed": (0, 9, 1, 0)},
                           total_steps=CLIFF_STEPS, target=-17, title="REINFORCE on Cliff Walking (greedy return from S)")
 

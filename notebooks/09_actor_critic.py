@@ -32,8 +32,10 @@ import torch
 from lecturekit.course import live
 from lecturekit.algos import a2c, a3c, reinforce
 from lecturekit.envs import make_vec
+from lecturekit.evaluation import Run
 from lecturekit.tabular.mdp import small_mdp
 from lecturekit.nets import ActorCritic
+from lecturekit.returns import nstep_returns
 from lecturekit.rollout import collect, start
 
 NOTEBOOK_START = time.perf_counter()
@@ -160,9 +162,9 @@ NS = [1, 2, 3, 5, 10, 1000]  # 1000 steps: the whole episode (Monte Carlo)
 
 
 def episode_targets(states, rewards, n):
-    """n-step targets of one episode with the erroneous critic; a2c.nstep_returns on a (T, 1) array."""
+    """n-step targets of one episode with the erroneous critic; `returns.nstep_returns` on a (T, 1) array."""
     T = len(rewards)
-    return a2c.nstep_returns(rewards[:, None], V_critic[states][:, None], np.eye(1, T, T - 1).T, np.zeros(1),
+    return nstep_returns(rewards[:, None], V_critic[states][:, None], np.eye(1, T, T - 1).T, np.zeros(1),
                              mdp.gamma, n)[:, 0]
 
 
@@ -231,7 +233,7 @@ assert np.abs(A_hat - A_exact[:4]).max() < 0.03
 # compare the targets on every step whose episode ends inside the rollout.
 
 # %%
-half = live.watch(lambda cb: a2c.train("CartPole-v1", steps=60_000, seed=0, target=150, eval_every=2048, callback=cb),
+half = live.watch(lambda cb: a2c.train("CartPole-v1", run=Run(steps=60_000, target=150, eval_every=2048, callback=cb)),
                   total_steps=60_000, target=150, title="A2C trained half-way (to 150)")
 print(f"half-trained in {half.env_steps} steps: greedy return {half.final_return:.0f}")
 assert half.solved
@@ -240,14 +242,14 @@ envs = make_vec("CartPole-v1", 8)
 ro = collect(envs, half.model, start(envs, seed=5), T=1200)
 envs.close()
 v = ro.values.numpy().astype(np.float64)
-r, d = np.where(ro.valid, ro.rewards, v), np.where(ro.valid, ro.terminated, True)  # see Rollout.returns
+r, d = ro.rewards_and_dones()  # autoreset steps: reward V(final obs), terminal (see Rollout.rewards_and_dones)
 use = ro.valid.copy()
 use[-501:] = False  # keep steps whose episode (at most 500 steps) is complete in the rollout
-G_mc = a2c.nstep_returns(r, v, d, ro.last_value, 0.99, 1200)
+G_mc = nstep_returns(r, v, d, ro.last_value, 0.99, 1200)
 NS_CP = [1, 4, 16, 64, 256]
 cp_var, cp_bias = [], []
 for n in NS_CP + [1200]:
-    G = a2c.nstep_returns(r, v, d, ro.last_value, 0.99, n)
+    G = nstep_returns(r, v, d, ro.last_value, 0.99, n)
     cp_var.append(np.var(G[use] - v[use]))
     cp_bias.append(np.mean(G[use] - G_mc[use]))
 print(f"{use.sum()} steps used;  n: variance of G(n) - V(s),  mean G(n) - G_MC")
@@ -331,14 +333,12 @@ assert np.isclose(R[t_te, i_te], ro.rewards[t_te, i_te]) and not ro.valid[t_tr +
 # target almost pure TD).
 
 # %%
-def train_a2c(callback, lr=2e-3, n_envs=16, n_steps=16, entropy_coef=0.0):
-    cfg = a2c.A2CConfig(lr=lr, n_envs=n_envs, n_steps=n_steps, entropy_coef=entropy_coef)
-    return a2c.train("CartPole-v1", cfg, steps=100_000, seed=0, target=475, eval_every=2048, callback=callback)
+from lecturekit.evaluation import Run
 
-
-hist_a2c = live.demo(train_a2c, knobs={"lr": (1e-4, 1e-2, 1e-4, 2e-3), "n_envs": (1, 32, 1, 16),
-                                       "n_steps": (1, 64, 1, 16), "entropy_coef": (0.0, 0.1, 0.005, 0.0)},
-                     total_steps=100_000, target=475, title="A2C on CartPole-v1")
+hist_a2c = live.demo(a2c.train, "CartPole-v1", a2c.A2CConfig(),
+                     knobs={"lr": (1e-4, 1e-2, 1e-4), "n_envs": (1, 32), "n_steps": (1, 64),
+                            "entropy_coef": (0.0, 0.1, 0.005)},
+                     run=Run(steps=100_000, seed=0, target=475, eval_every=2048), title="A2C on CartPole-v1")
 print(hist_a2c.summary())
 assert hist_a2c.solved and hist_a2c.solved_at_steps <= 60_000
 
@@ -350,8 +350,8 @@ assert hist_a2c.solved and hist_a2c.solved_at_steps <= 60_000
 # final sharpening; on tasks where an early, confident policy gets stuck, it is what keeps exploration going.
 
 # %%
-with_bonus = live.watch(lambda cb: a2c.train("CartPole-v1", a2c.A2CConfig(entropy_coef=0.05), steps=hist_a2c.env_steps,
-                                             seed=0, eval_every=2048, callback=cb),
+with_bonus = live.watch(lambda cb: a2c.train("CartPole-v1", a2c.A2CConfig(entropy_coef=0.05),
+                                             Run(steps=hist_a2c.env_steps, eval_every=2048, callback=cb)),
                         total_steps=hist_a2c.env_steps, title="A2C with an entropy bonus c_H = 0.05")
 fig, ax = plt.subplots(figsize=(6, 3))
 for h, label in [(hist_a2c, "c_H = 0"), (with_bonus, "c_H = 0.05")]:
@@ -377,10 +377,10 @@ assert h1 > h0
 SEEDS = [0, 1, 2]
 jobs = {}
 for seed in SEEDS:
-    jobs["A2C", seed] = lambda cb, seed=seed: a2c.train("CartPole-v1", steps=100_000, seed=seed, target=475,
-                                                        eval_every=2048, callback=cb)
-    jobs["REINFORCE", seed] = lambda cb, seed=seed: reinforce.train("CartPole-v1", steps=150_000, seed=seed,
-                                                                    target=475, eval_every=2048, callback=cb)
+    jobs["A2C", seed] = lambda cb, seed=seed: a2c.train(
+        "CartPole-v1", run=Run(steps=100_000, seed=seed, target=475, eval_every=2048, callback=cb))
+    jobs["REINFORCE", seed] = lambda cb, seed=seed: reinforce.train(
+        "CartPole-v1", run=Run(steps=150_000, seed=seed, target=475, eval_every=2048, callback=cb))
 finished = live.sweep(jobs, steps_per_run=150_000, target=475, title="A2C vs REINFORCE, 3 seeds each")
 runs = {name: [finished[name, seed] for seed in SEEDS] for name in ("A2C", "REINFORCE")}
 
@@ -435,13 +435,10 @@ assert (a2c_batches == 256).all() and rf_batches[-1] > 4 * rf_batches[0]
 # between is logged for every update as `staleness`.
 
 # %%
-def train_a3c(callback, n_workers=2, lr=1e-3):
-    cfg = a3c.A3CConfig(n_workers=n_workers, lr=lr)
-    return a3c.train("CartPole-v1", cfg, steps=150_000, seed=0, target=475, eval_every=4096, callback=callback)
-
-
-hist_a3c = live.demo(train_a3c, knobs={"n_workers": (1, 4, 1, 2), "lr": (1e-4, 5e-3, 1e-4, 1e-3)},
-                     total_steps=150_000, target=475, title="A3C (2 worker processes) on CartPole-v1")
+hist_a3c = live.demo(a3c.train, "CartPole-v1", a3c.A3CConfig(),
+                     knobs={"n_workers": (1, 4), "lr": (1e-4, 5e-3, 1e-4)},
+                     run=Run(steps=150_000, seed=0, target=475, eval_every=4096),
+                     title="A3C (2 worker processes) on CartPole-v1")
 print(hist_a3c.summary())
 assert hist_a3c.solved
 assert set(hist_a3c.logs["worker"]) == {0, 1}, "both workers updated the shared parameters"

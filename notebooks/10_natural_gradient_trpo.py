@@ -30,6 +30,8 @@ import torch
 from lecturekit.course import live
 from lecturekit import optim
 from lecturekit.algos import a2c, trpo
+from lecturekit.envs import make_unit_vec
+from lecturekit.evaluation import Run
 from lecturekit.tabular.mdp import small_mdp
 from lecturekit.nets import ActorCritic, mlp
 from lecturekit.rollout import collect, start
@@ -227,8 +229,7 @@ assert diff[live_states].abs().max() < 1e-10
 # iterations from the uniform policy ($c = 0$).
 
 # %%
-P_model, R_model, _ = mdp._model()
-q_star = R_model + mdp.gamma * torch.einsum("sat,t->sa", P_model, torch.as_tensor(mdp.optimal_values()))
+q_star = torch.as_tensor(mdp.optimal_q_values())
 worst = q_star.argmin(1)
 
 
@@ -477,12 +478,12 @@ print(f"the 64x64 CartPole actor of TRPO has 4610 parameters: F would hold {4610
 # as in the lecture's formula (no damping), and then with the damping $F + 0.1\,I$ that `trpo.Config` uses:
 
 # %%
-envs = a2c.make_envs("CartPole-v1", 8)
+envs = make_unit_vec("CartPole-v1", 8)
 torch.manual_seed(0)
 model = ActorCritic(envs.single_observation_space, envs.single_action_space)
 ro = collect(envs, model, start(envs, seed=0), 128)
 envs.close()
-adv_ro, _ = ro.advantages(trpo.Config().gamma, trpo.Config().lam)
+adv_ro, _ = ro.advantages(trpo.Config().gamma, trpo.Config().gae_lambda)
 m = torch.as_tensor(ro.valid)
 obs_b, act_b, logp_old_b = ro.obs[m], ro.actions[m], ro.logp[m]
 adv_b = (adv_ro[m] - adv_ro[m].mean()) / adv_ro[m].std()
@@ -539,13 +540,11 @@ assert res_damped.accepted_j == 0 and res_damped.kl <= delta and res_damped.impr
 # the mean return of 20 deterministic evaluation episodes reaches 475. Change the knobs and press Train to rerun.
 
 # %%
-def train_trpo(callback, max_kl=0.02, n_steps=128):
-    cfg = trpo.Config(max_kl=max_kl, n_steps=int(n_steps))
-    return trpo.train("CartPole-v1", cfg, steps=100_000, seed=0, target=475.0, eval_every=2048, callback=callback)
+from lecturekit.evaluation import Run
 
-
-hist_trpo = live.demo(train_trpo, knobs={"max_kl": (0.005, 0.2, 0.005, 0.02), "n_steps": [128, 64, 256]},
-                      total_steps=100_000, target=475.0, title="TRPO, CartPole-v1")
+hist_trpo = live.demo(trpo.train, "CartPole-v1", trpo.Config(),
+                      knobs={"max_kl": (0.005, 0.2, 0.005), "n_steps": [64, 256]},
+                      run=Run(steps=100_000, seed=0, target=475.0, eval_every=2048), title="TRPO, CartPole-v1")
 
 # %%
 logs = hist_trpo.logs
@@ -581,23 +580,15 @@ assert all(gain > 0 for gain, j in zip(logs["surrogate_gain"], logs["accepted_j"
 # with $\alpha = 10$ (`trpo.Config(vanilla_lr=10)`), for a fixed budget of 30 000 steps.
 
 # %%
-def train_a2c(callback, lr=1e-3):
-    return a2c.train("CartPole-v1", a2c.A2CConfig(lr=lr), steps=100_000, seed=0, target=475.0, eval_every=2048,
-                     callback=callback)
-
-
-hist_a2c = live.demo(train_a2c, knobs={"lr": (1e-4, 1e-2, 1e-4, 1e-3)}, total_steps=100_000, target=475.0,
-                     title="A2C, CartPole-v1")
+hist_a2c = live.demo(a2c.train, "CartPole-v1", a2c.A2CConfig(lr=1e-3), knobs={"lr": (1e-4, 1e-2, 1e-4)},
+                     run=Run(steps=100_000, seed=0, target=475.0, eval_every=2048), title="A2C, CartPole-v1")
 
 
 # %%
-def train_vanilla(callback, vanilla_lr=10.0):
-    return trpo.train("CartPole-v1", trpo.Config(vanilla_lr=vanilla_lr), steps=30_000, seed=0, eval_every=2048,
-                      callback=callback)
-
-
-hist_van = live.demo(train_vanilla, knobs={"vanilla_lr": (0.1, 30.0, 0.1, 10.0)}, total_steps=30_000,
-                     target=475.0, title="vanilla gradient step, α = 10 (no early stop)")
+hist_van = live.demo(trpo.train, "CartPole-v1", trpo.Config(vanilla_lr=10.0),
+                     knobs={"vanilla_lr": (0.1, 30.0, 0.1)},
+                     run=Run(steps=30_000, seed=0, eval_every=2048), target=475.0,
+                     title="vanilla gradient step, α = 10 (no early stop)")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))

@@ -34,7 +34,8 @@ from IPython.display import Markdown, display
 from lecturekit.course import live
 from lecturekit.algos import a2c, ppo, trpo
 from lecturekit.tabular.mdp import small_mdp
-from lecturekit.evaluation import evaluate
+from lecturekit.evaluation import Run, evaluate
+from lecturekit.nets import greedy_act_fn
 from lecturekit.returns import bootstrapped_returns, discounted_returns, gae
 
 NOTEBOOK_START = time.perf_counter()
@@ -363,16 +364,13 @@ for name in ("half-trained (V / 2)", "untrained (0)"):
 # tasks. Change the knobs and press Train to rerun.
 
 # %%
-def train_ppo(callback, lr=5e-3, epochs=4, minibatches=4, clip_eps=0.2, n_steps=64, entropy_coef=0.0):
-    cfg = ppo.Config(lr=lr, epochs=int(epochs), minibatches=int(minibatches), clip_eps=clip_eps,
-                     n_steps=int(n_steps), entropy_coef=entropy_coef)
-    return ppo.train("CartPole-v1", cfg, steps=50_000, seed=0, target=475.0, eval_every=2048, callback=callback)
+from lecturekit.evaluation import Run
 
-
-hist_ppo = live.demo(train_ppo, knobs={"lr": (1e-4, 1e-2, 1e-4, 5e-3), "epochs": (1, 20, 1, 4),
-                                       "minibatches": (1, 16, 1, 4), "clip_eps": (0.05, 0.5, 0.05, 0.2),
-                                       "n_steps": [64, 32, 128, 256], "entropy_coef": (0.0, 0.05, 0.005, 0.0)},
-                     total_steps=50_000, target=475.0, title="PPO, CartPole-v1")
+hist_ppo = live.demo(ppo.train, "CartPole-v1", ppo.Config(),
+                     knobs={"lr": (1e-4, 1e-2, 1e-4), "epochs": (1, 20), "minibatches": (1, 16),
+                            "clip_eps": (0.05, 0.5, 0.05), "n_steps": [32, 128, 256],
+                            "entropy_coef": (0.0, 0.05, 0.005)},
+                     run=Run(steps=50_000, seed=0, target=475.0, eval_every=2048), title="PPO, CartPole-v1")
 print(f"solved after {hist_ppo.solved_at_steps} steps, {hist_ppo.solved_at_s:.1f} s (measured here)")
 assert hist_ppo.solved and hist_ppo.final_return >= 475.0
 
@@ -425,7 +423,8 @@ VARIANTS = {"default": {}, "no clipping": {"clip_eps": float("inf")}, "one epoch
             "lr 2e-2, no clipping": {"lr": 2e-2, "clip_eps": float("inf")}}
 SEEDS, BUDGET = (0, 1, 2), 40_000
 jobs = {(name, seed): (lambda cb, change=change, seed=seed: ppo.train(
-            "CartPole-v1", ppo.Config(**change), steps=BUDGET, seed=seed, target=475.0, eval_every=2048, callback=cb))
+            "CartPole-v1", ppo.Config(**change),
+            Run(steps=BUDGET, seed=seed, target=475.0, eval_every=2048, callback=cb)))
         for name, change in VARIANTS.items() for seed in SEEDS}
 ablation_runs = live.sweep(jobs, steps_per_run=BUDGET, target=475.0, title="PPO ablations on CartPole, 3 seeds each")
 ablation = {key: (h.solved_at_steps, h.wall_s, h.best_return, max(h.logs["approx_kl"]))
@@ -455,19 +454,23 @@ for (name, seed), (st, wall, best, kl) in ablation.items():
 # %%
 solved = {name: [ablation[name, s][0] is not None for s in SEEDS] for name in VARIANTS}
 max_kl = {name: np.array([ablation[name, s][3] for s in SEEDS]) for name in VARIANTS}
-for name in ("default", "no clipping", "one epoch", "no adv. norm.", "lr 2e-2"):
+for name in ("default", "one epoch", "no adv. norm.", "lr 2e-2"):
     assert all(solved[name]), name             # on CartPole each of these solves every seed
+# (no clipping at the default step size: 1 of these 3 seeds solved, measured; whether it does is luck, see below)
 assert not any(solved["lr 2e-2, no clipping"])  # the large step without clipping fails on every seed
 assert np.all(max_kl["no clipping"] > 10 * max_kl["default"])       # unclipped updates are far less proximal
 assert np.all(max_kl["lr 2e-2, no clipping"] > 10 * max_kl["lr 2e-2"])
 
 # %% [markdown]
-# **Reading the ablations.** CartPole is forgiving: at the default step size, taking out the clipping, the extra
-# epochs or the advantage normalisation still solves every seed here, with the step counts spread widely from
-# seed to seed (three seeds are too few to rank those variants). What the clipping changes is visible in the right
-# panel: without it a single update moves the policy by a KL of order 1 instead of a few hundredths. The update is
-# no longer proximal, and whether that is harmless is luck. With a four times larger step size the luck runs out:
-# the clipped version still solves every seed quickly, and the unclipped one fails on every seed. That is the
+# **Reading the ablations.** CartPole is forgiving: at the default step size, taking out the extra epochs or the
+# advantage normalisation still solves every seed here, with the step counts spread widely from seed to seed (three
+# seeds are too few to rank those variants). What the clipping changes is visible in the right panel: without it a
+# single update moves the policy by a KL of order 1 instead of a few hundredths. The update is no longer proximal,
+# and whether that is harmless is luck: here one seed of three still solves the task without clipping, the other two
+# get no further than a best evaluation of 330 and 467 within the budget (with other seeds we have seen all three
+# succeed). With a four times larger step
+# size the luck runs out: the clipped version still solves every seed quickly, and the unclipped one fails on every
+# seed. That is the
 # protection the clipping buys: the same optimiser settings stay safe over a wider range.
 #
 # ### PPO, A2C and TRPO on one plot
@@ -478,10 +481,9 @@ assert np.all(max_kl["lr 2e-2, no clipping"] > 10 * max_kl["lr 2e-2"])
 # while the notebook runs (shared CPUs make it noisy).
 
 # %%
-others = live.sweep({"A2C": lambda cb: a2c.train("CartPole-v1", steps=100_000, seed=0, target=475.0, eval_every=2048,
-                                                   callback=cb),
-                      "TRPO": lambda cb: trpo.train("CartPole-v1", steps=100_000, seed=0, target=475.0,
-                                                    eval_every=2048, callback=cb)},
+SEED0 = dict(steps=100_000, seed=0, target=475.0, eval_every=2048)
+others = live.sweep({"A2C": lambda cb: a2c.train("CartPole-v1", run=Run(**SEED0, callback=cb)),
+                     "TRPO": lambda cb: trpo.train("CartPole-v1", run=Run(**SEED0, callback=cb))},
                      steps_per_run=100_000, target=475.0, title="A2C and TRPO, seed 0")
 hist_a2c, hist_trpo = others["A2C"], others["TRPO"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
@@ -519,8 +521,8 @@ assert hist_a2c.solved and hist_trpo.solved and ablation_runs["default", 0].solv
 # ### The CartPole settings fail
 
 # %%
-hist_cp_cfg = live.watch(lambda cb: ppo.train("Pendulum-v1", ppo.Config(), steps=32_768, seed=0, eval_every=8192,
-                                              eval_episodes=10, callback=cb),
+hist_cp_cfg = live.watch(lambda cb: ppo.train("Pendulum-v1", ppo.Config(),
+                                              Run(steps=32_768, eval_every=8192, eval_episodes=10, callback=cb)),
                          total_steps=32_768, target=-300, title="PPO, CartPole settings, on Pendulum")
 print("CartPole defaults on Pendulum, eval returns:", [round(e[2]) for e in hist_cp_cfg.evals])
 assert hist_cp_cfg.best_return < -900
@@ -564,8 +566,8 @@ assert hist_cp_cfg.best_return < -900
 
 # %%
 cfg_few_steps = dataclasses.replace(ppo.PENDULUM, epochs=4, minibatches=4)
-hist_few = live.watch(lambda cb: ppo.train("Pendulum-v1", cfg_few_steps, steps=32_768, seed=0, eval_every=8192,
-                                           eval_episodes=10, callback=cb),
+hist_few = live.watch(lambda cb: ppo.train("Pendulum-v1", cfg_few_steps,
+                                           Run(steps=32_768, eval_every=8192, eval_episodes=10, callback=cb)),
                       total_steps=32_768, target=-300, title="PPO, Pendulum preset with 4 x 4 minibatch steps")
 print("preset with 4 epochs x 4 minibatches, eval returns:", [round(e[2]) for e in hist_few.evals])
 assert not hist_few.solved and hist_few.best_return < -700
@@ -577,17 +579,11 @@ assert not hist_few.solved and hist_few.best_return < -700
 print(ppo.PENDULUM)
 
 
-def train_pendulum(callback, gamma=0.9, n_steps=256, lr=1e-3, reward_scale=0.1, epochs=10):
-    cfg = dataclasses.replace(ppo.PENDULUM, gamma=gamma, n_steps=int(n_steps), lr=lr, reward_scale=reward_scale,
-                              epochs=int(epochs))
-    return ppo.train("Pendulum-v1", cfg, steps=60_000, seed=0, target=-300.0, eval_every=8192, eval_episodes=10,
-                     callback=callback)
-
-
-hist_pend = live.demo(train_pendulum, knobs={"gamma": (0.8, 0.999, 0.005, 0.9), "n_steps": [256, 64, 128, 512],
-                                             "lr": (1e-4, 1e-2, 1e-4, 1e-3),
-                                             "reward_scale": (0.01, 1.0, 0.01, 0.1), "epochs": (1, 20, 1, 10)},
-                      total_steps=60_000, target=-300.0, title="PPO, Pendulum-v1")
+hist_pend = live.demo(ppo.train, "Pendulum-v1", ppo.PENDULUM,
+                      knobs={"gamma": (0.8, 0.999, 0.005), "n_steps": [64, 128, 512], "lr": (1e-4, 1e-2, 1e-4),
+                             "reward_scale": (0.01, 1.0, 0.01), "epochs": (1, 20)},
+                      run=Run(steps=60_000, seed=0, target=-300.0, eval_every=8192, eval_episodes=10),
+                      title="PPO, Pendulum-v1")
 print(f"reached {hist_pend.final_return:.1f} after {hist_pend.solved_at_steps} steps, "
       f"{hist_pend.solved_at_s:.1f} s (measured here)")
 assert hist_pend.solved and hist_pend.final_return >= -300.0
@@ -599,7 +595,7 @@ assert hist_pend.solved and hist_pend.final_return >= -300.0
 # (more training, with a stricter target, fixes that).
 
 # %%
-act = a2c.greedy_act_fn(hist_pend.model, gym.make("Pendulum-v1").action_space)
+act = greedy_act_fn(hist_pend.model, gym.make("Pendulum-v1").action_space)
 mean50, std50 = evaluate(act, "Pendulum-v1", episodes=50, seed=12345)
 print(f"50 fresh episodes: {mean50:.1f} ± {std50:.1f}")
 assert mean50 >= -400

@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from lecturekit.course import live
-from lecturekit.algos import ddpg, td3
+from lecturekit.algos import td3
+from lecturekit.algos.td3 import dpg_actor_loss
+from lecturekit.evaluation import Run, critic_bias
 from lecturekit.nets import mlp
-from lecturekit.offpolicy import critic_bias, dpg_actor_loss
 
 # %% [markdown]
 # ## 1. The deterministic policy gradient is the chain rule
@@ -143,7 +144,8 @@ assert gap < 0.1 and J[-1] > J[0]
 # evaluation episodes (deterministic actions $\mu_\theta(s)$) reaches **-200**; policies that never swing the
 # pendulum up score between about -1000 and -1700.
 #
-# **DDPG** (`lecturekit.algos.ddpg`, on the shared loop of `lecturekit.offpolicy`) puts five pieces together:
+# **DDPG** (`lecturekit.algos.td3` with `td3.DDPGConfig`, on the shared loop of `lecturekit.offpolicy`) puts five
+# pieces together:
 #
 # | piece | what it does |
 # |---|---|
@@ -160,7 +162,7 @@ assert gap < 0.1 and J[-1] > J[0]
 # The demo below trains for a fixed budget of 8000 steps, without stopping at the target, so that we can also
 # watch what the critic believes along the way (section 3). Every 1000 steps a *probe* asks the critic for
 # $Q(s_0, \mu(s_0))$ on 10 fixed start states $s_0$ and compares it with the discounted return the current actor
-# really collects from those states (`offpolicy.critic_bias`: 600-step rollouts, so the cut-off tail, weighted
+# really collects from those states (`evaluation.critic_bias`: 600-step rollouts, so the cut-off tail, weighted
 # $\gamma^{600}$, is negligible). For this experiment we use $\gamma = 0.98$ and $\tau = 0.02$ (the library
 # defaults are 0.99 and 0.005): with faster targets and a shorter horizon the critics settle within the budget, and
 # what remains of their error is the bias we want to see, not the slowness of learning.
@@ -169,14 +171,25 @@ assert gap < 0.1 and J[-1] > J[0]
 BIAS_STEPS, PROBE_EVERY, GAMMA, TAU = 8000, 1000, 0.98, 0.02
 
 
-def bias_probe(records, q_of):
-    """A probe for train(): after each evaluation, mean critic estimate and mean true discounted return."""
+def probed_run(records, seed, callback):
+    """The course's update, plus a probe after each evaluation: the critic's mean estimate Q_1(s0, mu(s0)) and the
+    mean true discounted return, appended to `records`.  The update is the seam `train(..., update=...)` offers;
+    this one only keeps a handle on the agent it trains, for the probe to ask."""
+    seen = {}
 
-    def probe(agent, env_steps):
-        q, g = critic_bias(agent.actor, q_of(agent), "Pendulum-v1", episodes=10, seed=2024, gamma=GAMMA, horizon=600)
-        records.append((env_steps, float(q.mean()), float(g.mean())))
+    def update(agent, batch, step, noise):
+        seen["agent"] = agent
+        return td3.update(agent, batch, step, noise)
 
-    return probe
+    def probe_then_callback(event):
+        agent = seen["agent"]
+        q, g = critic_bias(agent.actor, agent.critic.q1, "Pendulum-v1", episodes=10, seed=2024, gamma=GAMMA,
+                           horizon=600)
+        records.append((event["env_steps"], float(q.mean()), float(g.mean())))
+        return callback(event)
+
+    return Run(steps=BIAS_STEPS, seed=seed, eval_every=PROBE_EVERY, eval_episodes=10,
+               callback=probe_then_callback), update
 
 
 ddpg_bias = []
@@ -184,9 +197,9 @@ ddpg_bias = []
 
 def train_ddpg(callback, expl_noise, tau, seed):
     ddpg_bias.clear()
-    cfg = ddpg.Config(expl_noise=expl_noise, tau=tau, gamma=GAMMA)
-    return ddpg.train("Pendulum-v1", cfg, steps=BIAS_STEPS, seed=seed, eval_every=PROBE_EVERY, eval_episodes=10,
-                      callback=callback, probe=bias_probe(ddpg_bias, lambda agent: agent.critic))
+    cfg = td3.DDPGConfig(expl_noise=expl_noise, tau=tau, gamma=GAMMA)
+    run, update = probed_run(ddpg_bias, seed, callback)
+    return td3.train("Pendulum-v1", cfg, run, update=update)
 
 
 # %%
@@ -228,8 +241,8 @@ td3_bias = []
 def train_td3_probe(callback, seed):
     td3_bias.clear()
     cfg = td3.Config(gamma=GAMMA, tau=TAU, expl_noise=0.1)  # the same exploration as the DDPG run
-    return td3.train("Pendulum-v1", cfg, steps=BIAS_STEPS, seed=seed, eval_every=PROBE_EVERY,
-                     eval_episodes=10, callback=callback, probe=bias_probe(td3_bias, lambda agent: agent.critic.q1))
+    run, update = probed_run(td3_bias, seed, callback)
+    return td3.train("Pendulum-v1", cfg, run, update=update)
 
 
 # %%
@@ -276,17 +289,13 @@ assert bias_td3 < 0          # ... in fact pessimistic: it underestimates the st
 # the three fixes off one at a time: `twin` (clipped double Q), `target_noise` = 0 (no smoothing),
 # `policy_delay` = 1 (no delay).
 
-# %% jupyter={"source_hidden": true}
-def train_td3(callback, twin, target_noise, policy_delay, seed):
-    cfg = td3.Config(twin=twin, target_noise=target_noise, policy_delay=policy_delay)
-    return td3.train("Pendulum-v1", cfg, steps=15_000, seed=seed, target=-200, eval_every=500, eval_episodes=10,
-                     callback=callback)
-
-
 # %%
-td3_history = live.demo(train_td3, knobs={"twin": True, "target_noise": (0.0, 0.5, 0.05, 0.2),
-                                          "policy_delay": (1, 4, 1, 2), "seed": (0, 9, 1, 0)},
-                        total_steps=15_000, target=-200, title="TD3 on Pendulum-v1")
+from lecturekit.evaluation import Run
+
+td3_history = live.demo(td3.train, "Pendulum-v1", td3.Config(),
+                        knobs={"twin": None, "target_noise": (0.0, 0.5, 0.05), "policy_delay": (1, 4), "seed": (0, 9)},
+                        run=Run(steps=15_000, seed=0, target=-200, eval_every=500, eval_episodes=10),
+                        title="TD3 on Pendulum-v1")
 
 # %%
 print(td3_history.summary())

@@ -147,41 +147,26 @@ for alpha in (0.1, 0.3, 1.0):
 # tabular softmax policy on the course's small MDP (`lecturekit.tabular.mdp.small_mdp`, 4 states, 3 actions).
 
 # %%
+# `TabularMDP.soft_q_values(alpha)` runs soft value iteration; `TabularMDP.soft_J(theta, alpha)` computes
+# J_alpha(theta) = mu0 . (I - gamma P_pi)^-1 (r_pi + alpha H_pi) exactly (a linear solve, differentiable).
 mdp = small_mdp()
-P, R, live = (x.numpy() for x in mdp._model())
-
-
-def soft_value_iteration(alpha: float, iters: int = 2000) -> np.ndarray:
-    V = np.zeros(mdp.n_states)
-    for _ in range(iters):
-        Q = R + mdp.gamma * P @ V
-        V = alpha * np.log(np.exp(Q / alpha).sum(-1)) * live  # terminal states are worth 0
-    return R + mdp.gamma * P @ V
-
-
-def soft_J(theta: torch.Tensor, alpha: float) -> torch.Tensor:
-    """J_alpha(theta) = mu0 . (I - gamma P_pi)^-1 (r_pi + alpha H_pi), exact and differentiable."""
-    pi = mdp.policy(theta)
-    r_soft = ((pi * torch.as_tensor(R)).sum(-1) + alpha * categorical_entropy(theta)) * torch.as_tensor(live)
-    eye = torch.eye(mdp.n_states, dtype=torch.float64)
-    return torch.as_tensor(mdp.mu0) @ torch.linalg.solve(eye - mdp.gamma * mdp.transition_matrix(theta), r_soft)
 
 
 alphas = [0.02, 0.1, 0.3, 1.0]
 results = {}
 for alpha in alphas:
-    Q = soft_value_iteration(alpha)
+    Q = mdp.soft_q_values(alpha)
     pi_vi = torch.softmax(torch.as_tensor(Q / alpha), -1)
     theta = torch.zeros(mdp.n_states, mdp.n_actions, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.Adam([theta], lr=0.1)
     for _ in range(1500):
-        loss = -soft_J(theta, alpha)
+        loss = -mdp.soft_J(theta, alpha)
         opt.zero_grad()
         loss.backward()
         opt.step()
     pi_pg = mdp.policy(theta.detach())
-    gap = (pi_pg - pi_vi)[torch.as_tensor(live, dtype=torch.bool)].abs().max().item()
-    results[alpha] = dict(pi=pi_vi, gap=gap, J_soft=soft_J(torch.as_tensor(Q / alpha), alpha).item(),
+    gap = (pi_pg - pi_vi)[torch.as_tensor(~mdp.terminal)].abs().max().item()
+    results[alpha] = dict(pi=pi_vi, gap=gap, J_soft=mdp.soft_J(torch.as_tensor(Q / alpha), alpha).item(),
                           J=mdp.J(torch.as_tensor(Q / alpha)).item(),
                           H=categorical_entropy(torch.as_tensor(Q / alpha))[:-1].mean().item())
     print(f"alpha = {alpha:4}: max |pi_ascent - softmax(Q/alpha)| = {gap:.1e}   return J = {results[alpha]['J']:.4f}"
@@ -200,7 +185,7 @@ assert J_star - results[alphas[0]]["J"] < 0.01
 g = torch.Generator().manual_seed(0)
 for _ in range(20):
     theta = torch.randn(mdp.n_states, mdp.n_actions, generator=g, dtype=torch.float64)
-    assert soft_J(theta, 0.3) <= results[0.3]["J_soft"] + 1e-9
+    assert mdp.soft_J(theta, 0.3) <= results[0.3]["J_soft"] + 1e-9
 
 fig, ax = plt.subplots(1, 2, figsize=(9, 3))
 ax[0].plot(alphas, [results[a]["J"] for a in alphas], "o-", label="return J of the soft optimum")

@@ -137,7 +137,7 @@ reference = D.TransformedDistribution(D.Normal(mu, log_std.exp()), [D.TanhTransf
 assert torch.allclose(squashed_gaussian_log_prob(u[keep], mu, log_std), reference, atol=1e-3)
 
 # %% [markdown]
-# SAC's actor (`lecturekit.algos.sac.SquashedGaussianActor`) outputs $\mu_\theta(s)$ and a clamped
+# SAC's actor (`lecturekit.nets.SquashedGaussianActor`) outputs $\mu_\theta(s)$ and a clamped
 # $\log\sigma_\theta(s)$ from one network, returns the action $c + h\tanh(u)$ for the box $[c - h, c + h]$, and the
 # log-probability of $\tanh(u)$ as above. The affine map to the box only shifts $\log\pi$ by the constant
 # $-\sum_d\log h_d$, which changes no gradient; the target entropy $-\dim(A)$ of the temperature loss is meant in

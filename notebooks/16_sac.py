@@ -9,9 +9,9 @@
 # | piece | where it comes from | in `lecturekit` |
 # |---|---|---|
 # | replay buffer, off-policy loop with random warm-up | DDPG (notebook 12) | `buffers.ReplayBuffer`, `offpolicy.train_off_policy` |
-# | twin critics, min of the two in the target | TD3 (notebook 12) | `offpolicy.TwinQ` |
+# | twin critics, min of the two in the target | TD3 (notebook 12) | `nets.TwinQ` |
 # | target critics moved by Polyak averaging, $\bar\phi \leftarrow \tau\phi + (1-\tau)\bar\phi$ | DDPG/TD3 | `offpolicy.polyak_update` |
-# | stochastic actor, reparameterized: $a = \tanh(\mu_\theta(s) + \sigma_\theta(s)\epsilon)$ | notebooks 13, 15 | `sac.SquashedGaussianActor` |
+# | stochastic actor, reparameterized: $a = \tanh(\mu_\theta(s) + \sigma_\theta(s)\epsilon)$ | notebooks 13, 15 | `nets.SquashedGaussianActor` |
 # | entropy bonus in the critic target and the actor loss | notebook 14 | `sac.sac_critic_target`, `sac.sac_actor_loss` |
 # | temperature $\alpha$ learned to hold the entropy near $\mathcal{H}_\text{target} = -\dim(A)$ | this notebook | `sac.temperature_loss` |
 #
@@ -40,6 +40,7 @@ import torch
 
 from lecturekit.course import live
 from lecturekit.algos import sac
+from lecturekit.evaluation import Run
 
 # %% [markdown]
 # ## Training, live
@@ -53,8 +54,8 @@ from lecturekit.algos import sac
 # %%
 def train_sac(callback, lr=1e-3, alpha_init=0.2, autotune=True, seed=0):
     cfg = sac.Config(actor_lr=lr, critic_lr=lr, alpha_lr=lr, alpha_init=alpha_init, autotune=autotune)
-    return sac.train("Pendulum-v1", cfg, steps=10_000, seed=seed, target=-200, eval_every=500, eval_episodes=10,
-                     callback=callback)
+    return sac.train("Pendulum-v1", cfg, Run(steps=10_000, seed=seed, target=-200, eval_every=500, eval_episodes=10,
+                                             callback=callback))
 
 
 history = live.demo(train_sac, knobs=dict(lr=(1e-4, 3e-3, 1e-4, 1e-3), alpha_init=(0.01, 2.0, 0.01, 0.2),
@@ -123,7 +124,7 @@ th, thdot = np.meshgrid(np.linspace(-np.pi, np.pi, 121), np.linspace(-8, 8, 81))
 obs = torch.as_tensor(np.stack([np.cos(th), np.sin(th), thdot], -1), dtype=torch.float32)
 with torch.no_grad():
     mu, log_std = actor.dist_params(obs)
-    torque = (actor.center + actor.half_range * torch.tanh(mu)).squeeze(-1).numpy()
+    torque = actor.squash(mu).squeeze(-1).numpy()  # center + half_range * tanh(mu)
     std = log_std.exp().squeeze(-1).numpy()
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 for ax, val, title, cmap in ((axes[0], torque, "mean torque", "coolwarm"), (axes[1], std, "σ (pre-tanh)", "viridis")):
@@ -137,7 +138,7 @@ plt.show()
 # near upright and at rest, the policy pushes back against a small tilt (antisymmetric torque)
 with torch.no_grad():
     tilt = torch.tensor([[np.cos(0.2), np.sin(0.2), 0.0], [np.cos(-0.2), np.sin(-0.2), 0.0]], dtype=torch.float32)
-    a_tilt = actor(tilt, deterministic=True)[0].squeeze(-1).numpy()
+    a_tilt = actor(tilt)[0].squeeze(-1).numpy()  # no eps: the deterministic action
 print("torque at tilt +0.2 and -0.2 rad:", np.round(a_tilt, 2))
 assert a_tilt[0] < 0 < a_tilt[1]
 

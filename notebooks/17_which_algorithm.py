@@ -33,6 +33,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from lecturekit.course import live
+from lecturekit.course.cli import fmt_number, markdown_table
 from lecturekit.algos import ppo, registry
 
 ALGOS = registry()
@@ -46,33 +47,29 @@ ALGOS = registry()
 # curve and a Stop button. Seconds are wall-clock training time including evaluations, on one thread.
 
 # %%
-def run(name: str, env: str, steps: int, target: float, cfg=None, eval_every=None, eval_episodes=None):
+def measure(name: str, env: str, cfg=None, **options) -> dict:
+    """Train `name` on `env` (seed 0) shown live, under its benchmark Run changed by `options`; it stops at the first
+    evaluation at the target (no still-solved check here: `confirm_evals=0`)."""
     algo = ALGOS[name]
-    cfg = cfg if cfg is not None else algo.config()
-    plot = live.LivePlot(steps, target, f"{name} on {env}")
-    display(plot.widget)
-    h = algo.train(env, cfg, steps=steps, seed=0, target=target, eval_every=eval_every or algo.eval_every,
-                   eval_episodes=eval_episodes or algo.eval_episodes, callback=plot.callback)
-    plot.finish(h)
+    run = algo.bench_run(seed=0, **{"confirm_evals": 0, **options})
+    h = live.watch(algo.train, env, cfg if cfg is not None else algo.config(), run)
     return {"algo": name, "env": env, "solved": h.solved, "steps": h.solved_at_steps if h.solved else h.env_steps,
             "wall_s": h.solved_at_s if h.solved else h.wall_s, "best": h.best_return, "final": h.final_return}
 
 
-live_runs = [run(n, "CartPole-v1", ALGOS[n].bench_steps, 475.0) for n in ("reinforce", "a2c", "ppo")]
+live_runs = [measure(n, "CartPole-v1") for n in ("reinforce", "a2c", "ppo")]
 
 # %%
 PENDULUM_BUDGET = 8192
-live_runs += [run(n, "Pendulum-v1", ALGOS[n].bench_steps, -200.0) for n in ("sac", "td3")]
-live_runs.append(run("ppo", "Pendulum-v1", PENDULUM_BUDGET, -200.0, cfg=ppo.PENDULUM, eval_every=2048,
-                     eval_episodes=10))
+live_runs += [measure(n, "Pendulum-v1") for n in ("sac", "td3")]
+live_runs.append(measure("ppo", "Pendulum-v1", ppo.PENDULUM, steps=PENDULUM_BUDGET, target=-200.0, eval_every=2048,
+                         eval_episodes=10))
 
 # %%
-lines = ["| algorithm | task | solved | env steps | wall s | best eval return |", "|---|---|---|---|---|---|"]
-for r in live_runs:
-    steps = f"{r['steps']:,}" if r["solved"] else f"not within {r['steps']:,}"
-    lines.append(f"| {r['algo']} | {r['env']} | {'yes' if r['solved'] else 'no'} | {steps} | {r['wall_s']:.1f} | "
-                 f"{r['best']:.1f} |")
-display(Markdown("\n".join(lines)))
+display(Markdown(markdown_table(live_runs, [
+    ("algorithm", "algo"), ("task", "env"), ("solved", lambda r: "yes" if r["solved"] else "no"),
+    ("env steps", lambda r: fmt_number(r["steps"]) if r["solved"] else f"not within {fmt_number(r['steps'])}"),
+    ("wall s", lambda r: fmt_number(r["wall_s"], 1)), ("best eval return", lambda r: fmt_number(r["best"], 1))])))
 live_by = {(r["algo"], r["env"]): r for r in live_runs}
 
 # %% [markdown]
@@ -123,23 +120,13 @@ LECTURE_ROWS = [
 ]
 
 
-def fmt(x, digits=0):
-    if x is None or (isinstance(x, float) and math.isinf(x)) or x == "inf" or x == "Infinity":
-        return "not reached"
-    return f"{float(x):,.0f}" if digits == 0 else f"{float(x):.{digits}f}"
-
-
-lines = ["| lecture row | use case | trade-off (lecture) | ours | task | seeds solved | median (worst) steps | "
-         "median (worst) s |", "|---|---|---|---|---|---|---|---|"]
-for row, names, use, why in LECTURE_ROWS:
-    for n in names:
-        if n not in rows:
-            continue
-        r = rows[n]
-        lines.append(f"| {row} | {use} | {why} | {n} | {r['env']} | {r['solved']}/{r['seeds']} | "
-                     f"{fmt(r['median_steps'])} ({fmt(r['worst_steps'])}) | {fmt(r['median_s'], 1)} "
-                     f"({fmt(r['worst_s'], 1)}) |")
-display(Markdown("\n".join(lines)))
+table = [{"row": row, "use": use, "why": why, **rows[n]} for row, names, use, why in LECTURE_ROWS
+         for n in names if n in rows]
+display(Markdown(markdown_table(table, [
+    ("lecture row", "row"), ("use case", "use"), ("trade-off (lecture)", "why"), ("ours", "algo"), ("task", "env"),
+    ("seeds solved", lambda r: f"{r['solved']}/{r['seeds']}"),
+    ("median (worst) steps", lambda r: f"{fmt_number(r['median_steps'])} ({fmt_number(r['worst_steps'])})"),
+    ("median (worst) s", lambda r: f"{fmt_number(r['median_s'], 1)} ({fmt_number(r['worst_s'], 1)})")])))
 
 # %% [markdown]
 # ## 4. What the numbers say
@@ -184,8 +171,9 @@ print({n: f"{steps_per_s(rows[n]):,.0f} env steps/s" for n in ("ppo", "a2c", "sa
 # %%
 for a, b in (("a2c", "reinforce"), ("ddpg", "td3"), ("ddpg", "sac")):
     if a in rows and b in rows:
-        print(f"{a}: {rows[a]['solved']}/{rows[a]['seeds']} seeds, median {fmt(rows[a]['median_steps'])} steps;  "
-              f"{b}: {rows[b]['solved']}/{rows[b]['seeds']} seeds, median {fmt(rows[b]['median_steps'])} steps")
+        print(f"{a}: {rows[a]['solved']}/{rows[a]['seeds']} seeds, median {fmt_number(rows[a]['median_steps'])} "
+              f"steps;  {b}: {rows[b]['solved']}/{rows[b]['seeds']} seeds, median "
+              f"{fmt_number(rows[b]['median_steps'])} steps")
 
 # %% [markdown]
 # **Which one, then?** For a discrete or cheap-to-simulate problem, PPO is the dependable default (A2C when you want
@@ -195,3 +183,28 @@ for a, b in (("a2c", "reinforce"), ("ddpg", "td3"), ("ddpg", "sac")):
 #
 # **Think about it.** Our live Pendulum comparison gives PPO twice SAC's steps. How would you
 # design a fair comparison in *wall-clock* time instead, and which algorithm would you expect to win it here?
+
+# %% [markdown]
+# ## 5. Beside Stable-Baselines3 (`make compare`)
+#
+# `make compare` (`bench/compare.py`, Stable-Baselines3 installed as the optional `compare` extra) trains SB3 with
+# the rl-baselines3-zoo hyperparameters and the course's implementations on the same tasks and seeds, alternating in
+# one process on one torch thread, and judges both with the same `lecturekit.evaluation.Monitor`: the same
+# evaluation period, the same deterministic episodes from the same reset seeds, the same target, and the same
+# still-solved rule (three more evaluations at the target after the first; `bench/README.md`). The ratio is SB3's
+# median seconds over the course's. This cell shows the recorded table, with its date, machine and load average, if
+# the file exists; the label says when a table is only a smoke run.
+
+# %%
+COMPARE = BENCH / "compare" / "results.json"
+if COMPARE.exists():
+    with open(COMPARE) as f:
+        compared = json.load(f)
+    display(Markdown((COMPARE.parent / "results.md").read_text()))
+    # every row has both sides' numbers, and every run of each side is in the file
+    for r in compared["rows"]:
+        for side in ("sb3", "course"):
+            assert r[f"{side}_seeds"] >= 1 and 0 <= r[f"{side}_still_solved"] <= r[f"{side}_solved"], (r["algo"], side)
+            assert sum(x["algo"] == r["algo"] and x["side"] == side for x in compared["runs"]) == r[f"{side}_seeds"]
+else:
+    print("no bench/compare/results.json yet: run `make compare` to make it")

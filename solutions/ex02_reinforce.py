@@ -336,7 +336,7 @@ assert variances[0] > 10 * min(variances)              # and b = 0 is far worse 
 
 # %%
 from lecturekit.checks import check_score_gradient_samples
-from lecturekit.returns import discounted_returns
+from lecturekit.returns import discounted_returns as returns_to_go  # exercise 00, the reference one
 
 
 def score_gradient_samples(theta, episodes, gamma, baseline):
@@ -355,7 +355,7 @@ def score_gradient_samples(theta, episodes, gamma, baseline):
     b = np.broadcast_to(np.asarray(baseline, dtype=float), (S,))
     out = np.zeros((len(episodes), S, A))
     for i, (states, actions, rewards) in enumerate(episodes):
-        G = discounted_returns(rewards, gamma)
+        G = returns_to_go(rewards, gamma)
         for t, (s, a) in enumerate(zip(states, actions)):
             w = gamma ** t * (G[t] - b[s])
             out[i, s] -= w * pi[s]
@@ -382,7 +382,7 @@ mdp = TabularMDP(P=base.P, R=base.R + 1.0 * ~base.terminal[:, None], gamma=base.
 theta = np.random.default_rng(1).normal(size=(mdp.n_states, mdp.n_actions))
 episodes = mdp.sample_episodes(theta, 4000, np.random.default_rng(0))
 exact = mdp.exact_gradient(theta).numpy()
-mean_G = np.mean(np.concatenate([discounted_returns(r, mdp.gamma) for _, _, r in episodes]))
+mean_G = np.mean(np.concatenate([returns_to_go(r, mdp.gamma) for _, _, r in episodes]))
 measured = {}
 for name, b in [("none", 0.0), ("mean return", mean_G), ("exact V(s)", mdp.value(theta).numpy())]:
     g = score_gradient_samples(theta, episodes, mdp.gamma, b)
@@ -405,3 +405,150 @@ assert measured["mean return"][0] < 0.5 * measured["none"][0]
 # given accuracy takes $n \propto \sigma^2$ episodes: a baseline that divides the variance by 3 lets REINFORCE reach
 # the same gradient accuracy with a third of the episodes, or take steps three times less noisy (in variance) with
 # the same data.
+
+
+# %% [markdown]
+# ## 3. Build it: the episode collection
+#
+# Section 1's loop used `R.collect_episodes` and wrote the training step in the notebook. Now you write both halves
+# of REINFORCE as the course's training loop calls them: `reinforce.train("CartPole-v1", collect=collect_episodes,
+# update=reinforce_update)` creates the $N$ environments, the network and the optimizers, and calls your two
+# functions once per batch.
+#
+# First the collection. A vector environment steps all $N$ copies at once; each copy plays **one** episode from a
+# reset, and copies whose episode has ended keep being stepped (the vector env cannot stop one copy) until every
+# copy is done. Those later steps belong to no episode: the mask `valid` marks them False, and their rewards are 0.
+# Write into the preallocated arrays `bufs` (they hold the previous batch: overwrite every row you use) and return
+# the first $T$ rows, $T$ = the number of steps you ran:
+#
+# | array | shape | row t, column i |
+# |---|---|---|
+# | `obs` | (T, N, 4) | the observation copy i chose its action from at step t |
+# | `actions` | (T, N) | the network action `policy.sample(obs)` returned |
+# | `rewards` | (T, N) | the reward of step t while copy i's episode runs, 0 after it |
+# | `valid` | (T, N) | True while copy i's episode runs, *including* its last step |
+# | `ends` | (T, N) | True on the last step of copy i's episode: terminated, truncated, or cut at `t_max - 1` |
+#
+# `policy.sample(obs)` draws the actions (from the run's own generator: call it exactly once per step);
+# `policy.to_env(u)` turns them into environment actions.
+
+# %%
+from lecturekit.algos import reinforce
+from lecturekit.checks import check_collect_episodes, check_reinforce_update
+
+
+def collect_episodes(envs, policy, bufs, t_max):
+    """Run the N copies of `envs` from a reset until each has finished one episode (or t_max steps).
+
+    envs:   a Gymnasium vector env with N copies (envs.num_envs); envs.reset() -> (obs (N, obs_dim), info),
+            envs.step(actions) -> (obs, reward, terminated, truncated, info), each (N, ...).
+    policy: `reinforce.Policy`: policy.sample(obs) -> network actions (N,), policy.to_env(u) -> env actions.
+    bufs:   dict of preallocated arrays (t_max, N, ...) "obs", "actions", "rewards", "valid", "ends" (see the table).
+    Returns reinforce.Batch(obs, actions, rewards, valid, ends) holding the first T rows of the buffers.
+    """
+    ### BEGIN SOLUTION
+    obs_b, act_b, rew_b, val_b, end_b = (bufs[k] for k in ("obs", "actions", "rewards", "valid", "ends"))
+    obs, _ = envs.reset()
+    alive = np.ones(envs.num_envs, dtype=bool)
+    t = 0
+    while t < t_max and alive.any():
+        obs_b[t] = obs
+        u = policy.sample(obs_b[t])
+        act_b[t] = u
+        obs, r, terminated, truncated, _ = envs.step(policy.to_env(u))
+        done = alive & (terminated | truncated | (t == t_max - 1))
+        val_b[t], rew_b[t], end_b[t] = alive, np.where(alive, r, 0.0), done
+        alive = alive & ~done
+        t += 1
+    return reinforce.Batch(obs_b[:t], act_b[:t], rew_b[:t], val_b[:t], end_b[:t])
+    ### END SOLUTION
+
+
+# %%
+check_collect_episodes(collect_episodes)
+
+# %% [markdown]
+# ## 4. Build it: the REINFORCE update
+#
+# One update on a batch of complete episodes, in order:
+#
+# 1. **Returns-to-go** $G_t = r_t + \gamma G_{t+1}$ of every column (each column is one episode; its rewards are 0
+#    after its end, so one backward pass over the rows does it), kept on the valid steps only.
+# 2. **Baseline** $b_t$ by `cfg.baseline`: `"none"` ($0$), `"mean"` (the mean of $G_t$ over the valid steps) or
+#    `"value"` ($V_w(s_t)$, computed *before* the value network is fitted to this batch, without gradient).
+# 3. **Policy step.** $A_t = G_t - b_t$; if `cfg.normalize_adv`, divide it by its std over the valid steps
+#    ($A / (\operatorname{std}(A) + 10^{-8})$, torch's `.std()`; no centring: the baseline decides what counts as
+#    better than usual). Loss: your `reinforce_loss` minus `cfg.entropy_coef` times the mean entropy; then
+#    `opt.zero_grad()`, `backward()`, `opt.step()` (`opt` holds the policy's parameters).
+# 4. **Value step** (only if `vf_opt` is not None, i.e. `cfg.baseline == "value"`): `cfg.vf_iters` steps of
+#    `vf_opt` on $\overline{(V_w(s_t) - G_t)^2}$ over the valid steps.
+
+# %%
+def reinforce_update(model, opt, vf_opt, batch, cfg):
+    """One REINFORCE step on a batch of N complete episodes, then the value regression.
+
+    model:  `lecturekit.nets.ActorCritic`: model.log_prob(obs, act), model.entropy(obs), model.value(obs), (B,).
+    opt:    torch optimizer over the policy's parameters (model.pi).
+    vf_opt: torch optimizer over the value network's parameters (model.v), or None unless cfg.baseline == "value".
+    batch:  reinforce.Batch: obs (T, N, obs_dim) float32, actions (T, N) int64, rewards (T, N) float32,
+            valid (T, N) bool, ends (T, N) bool (NumPy arrays; see collect_episodes).
+    cfg:    `reinforce.Config`: gamma, baseline ('none', 'mean', 'value'), normalize_adv, entropy_coef, vf_iters.
+    Returns a dict of floats: loss (the policy loss minimised), episode_return (mean undiscounted return of the
+    batch's episodes), and value_loss (the last value-regression loss) when vf_opt is not None.
+    Must not modify `batch`.
+    """
+    ### BEGIN SOLUTION
+    G = np.zeros(batch.rewards.shape)
+    running = np.zeros(batch.rewards.shape[1])
+    for t in reversed(range(len(G))):
+        running = batch.rewards[t] + cfg.gamma * running
+        G[t] = running
+    m = batch.valid
+    obs, act = torch.as_tensor(batch.obs[m]), torch.as_tensor(batch.actions[m])
+    ret = torch.as_tensor(G[m], dtype=torch.float32)
+    if cfg.baseline == "value":
+        with torch.no_grad():
+            b = model.value(obs)
+    elif cfg.baseline == "mean":
+        b = ret.mean().expand_as(ret)
+    else:
+        b = torch.zeros_like(ret)
+    adv = ret - b
+    if cfg.normalize_adv:
+        adv = adv / (adv.std() + 1e-8)
+    entropy = model.entropy(obs).mean()
+    loss = reinforce_loss(model.log_prob(obs, act), adv) - cfg.entropy_coef * entropy
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    stats = {"loss": loss.item(), "episode_return": float(batch.rewards.sum(0).mean())}
+    if vf_opt is not None:
+        for _ in range(cfg.vf_iters):
+            value_loss = ((model.value(obs) - ret) ** 2).mean()
+            vf_opt.zero_grad()
+            value_loss.backward()
+            vf_opt.step()
+        stats["value_loss"] = value_loss.item()
+    return stats
+    ### END SOLUTION
+
+
+# %%
+check_reinforce_update(reinforce_update, collect=collect_episodes)
+
+# %% [markdown]
+# ### Your REINFORCE trains CartPole, live
+#
+# The course's loop with your two functions: 16 episodes per batch, a value baseline, one Adam step per batch. The
+# curve is the greedy policy's return every 2,000 steps; Stop ends the run after the current update.
+
+# %% tags=["uses-answer"]
+from lecturekit.course import live
+from lecturekit.evaluation import Run
+
+yours = live.watch(lambda cb: reinforce.train("CartPole-v1", reinforce.Config(),
+                                              Run(steps=60_000, seed=0, target=475, eval_every=2000, callback=cb),
+                                              collect=collect_episodes, update=reinforce_update),
+                   total_steps=60_000, target=475, title="REINFORCE with your collection and update")
+print(f"solved in {yours.solved_at_steps} environment steps ({yours.solved_at_s:.1f} s)")
+assert yours.solved

@@ -15,7 +15,8 @@
 import torch
 
 from lecturekit import optim
-from lecturekit.checks import check_conjugate_gradient, check_kl_categorical, check_trpo_line_search
+from lecturekit.checks import (check_conjugate_gradient, check_fisher_vector_product, check_kl_categorical,
+                               check_trpo_line_search, check_trpo_update)
 
 torch.set_num_threads(1)
 
@@ -329,3 +330,141 @@ assert len(curves["natural"]) < len(curves["vanilla"])
 # *direction*: the vanilla direction still spends part of its KL budget on logits that matter little, while the
 # natural direction $F^{+} g$, which for a tabular softmax is the advantage $A(s,a)$ up to a constant per state,
 # is the best direction per unit of KL. TRPO keeps both ideas: the natural direction and a step set by the KL radius.
+
+
+# %% [markdown]
+# ## 5. Build it: the Fisher-vector product
+#
+# Section 4 received the Fisher-vector product from `lecturekit.optim`. Write it yourself for the actor of a policy
+# network. The Fisher matrix is the Hessian of the mean KL at $\theta = \theta_k$,
+#
+# $$F = \nabla^2_\theta\, \frac1B \sum_s D_{\mathrm{KL}}\big(\pi_{\theta_k}(\cdot|s)\,\|\,\pi_\theta(\cdot|s)\big)
+# \Big|_{\theta = \theta_k},$$
+#
+# and $F v$ never needs $F$: with $\bar g(\theta) = \nabla_\theta \overline{\mathrm{KL}}$ (built with
+# `create_graph=True`, so that it can be differentiated again), $F v = \nabla_\theta (\bar g^\top v)$, one more
+# backward pass per product. $\pi_{\theta_k}$'s logits are constants (`.detach()`); otherwise the KL is
+# $D(\pi_\theta \| \pi_\theta) = 0$ for every $\theta$. Conjugate gradient calls the product about ten times: keep
+# the graph (`retain_graph=True`). Add the damping: the product is $(F + \text{damping}\, I)\, v$.
+
+# %%
+def fisher_vector_product(model, obs, damping):
+    """Return fvp(v) = (F + damping I) v for the actor's parameters theta = list(model.pi.parameters()).
+
+    model:   `lecturekit.nets.ActorCritic` with a softmax policy: model.pi(obs) are the logits (B, A).
+    obs:     (B, obs_dim) tensor of states.  F = Hessian of mean_s KL(pi_k(.|s) || pi_theta(.|s)) at theta_k (the
+             current parameters), pi_k's logits detached.
+    damping: float.  fvp takes and returns 1-D tensors of P entries (P = number of actor parameters, flattened in
+             the order of model.pi.parameters()) and can be called many times.
+    """
+    ### BEGIN SOLUTION
+    params = list(model.pi.parameters())
+    old_logits = model.pi(obs).detach()
+    kl = kl_categorical(old_logits, model.pi(obs)).mean()
+    grad_kl = torch.cat([g.reshape(-1) for g in torch.autograd.grad(kl, params, create_graph=True)])
+
+    def fvp(v):
+        hv = torch.autograd.grad(grad_kl @ v, params, retain_graph=True)
+        return torch.cat([h.reshape(-1) for h in hv]) + damping * v
+
+    return fvp
+    ### END SOLUTION
+
+
+# %%
+check_fisher_vector_product(fisher_vector_product)
+
+# %% [markdown]
+# ## 6. Build it: the whole TRPO update
+#
+# Now assemble the update that `lecturekit.algos.trpo` takes after each rollout, from your KL, conjugate gradient,
+# line search and Fisher-vector product; the course's training loop then runs it:
+# `trpo.train("CartPole-v1", update=trpo_update)`. The rollout `ro` (`lecturekit.rollout.Rollout`) holds $(T, N)$
+# arrays; `ro.advantages(cfg.gamma, cfg.gae_lambda)` returns the GAE advantages and value targets (truncation and
+# autoreset steps handled: exercise 05 has you write GAE). Keep the valid steps (`x[m]`,
+# `m = torch.as_tensor(ro.valid)`). Then:
+#
+# 1. standardise the advantages if `cfg.normalize_adv` ($(A - \bar A) / (\operatorname{std}(A) + 10^{-8})$);
+# 2. $g = \nabla_\theta L(\theta_k)$ of the surrogate $L(\theta) = \overline{\exp(\log\pi_\theta(a|s) -
+#    \log\pi_k(a|s))\,A}$, with the log-probs stored in the rollout as $\log\pi_k$ (`optim.flat_grad` flattens it);
+# 3. $x \approx (F + \text{damping}\,I)^{-1} g$ by `cfg.cg_iters` iterations of your conjugate gradient with your
+#    Fisher-vector product;
+# 4. the full step $\beta x$ with $\beta = \sqrt{2\delta / x^\top (F + \text{damping}\,I)\, x}$, $\delta$ =
+#    `cfg.max_kl`;
+# 5. your line search from $\theta_k$ (`cfg.backtrack`, `cfg.max_backtracks`): write the accepted parameters into
+#    the actor (`optim.set_flat_params`; `optim.call_with_flat_params(model.pi, theta, obs)` evaluates the logits
+#    at any $\theta$ without touching the network);
+# 6. the critic: `cfg.vf_iters` Adam steps of `vf_opt` on $\overline{(V_w(s) - R)^2}$, step $i$ on the minibatch
+#    `obs[i % k::k]` with `k = cfg.vf_minibatches` (each spans the whole rollout, no randomness needed).
+
+# %%
+def trpo_update(model, vf_opt, ro, cfg):
+    """One TRPO update: the trust-region step on the actor (model.pi), then the critic (model.v).
+
+    model:  `lecturekit.nets.ActorCritic` (softmax policy): model.log_prob(obs, act), model.value(obs), (B,).
+    vf_opt: torch optimizer over model.v.parameters().
+    ro:     `lecturekit.rollout.Rollout`: obs (T, N, obs_dim), actions (T, N), logp (T, N) = log pi_k(a|s), values
+            (T, N) tensors; valid (T, N) bool NumPy array; ro.advantages(gamma, gae_lambda) -> (adv, ret), (T, N).
+    cfg:    `trpo.Config`: gamma, gae_lambda, normalize_adv, cg_iters, damping, max_kl, backtrack, max_backtracks,
+            vf_iters, vf_minibatches.
+    Returns a dict of floats: kl (the exact mean KL(pi_k || pi_new) of the accepted step) and surrogate_gain
+    (L(theta_new) - L(theta_k)), both 0.0 if the line search rejected every candidate; value_loss (the critic's
+    loss on its last minibatch).  Must not modify `ro`.
+    """
+    ### BEGIN SOLUTION
+    adv, ret = ro.advantages(cfg.gamma, cfg.gae_lambda)
+    m = torch.as_tensor(ro.valid)
+    obs, act, logp_old, adv, ret = ro.obs[m], ro.actions[m], ro.logp[m], adv[m], ret[m]
+    if cfg.normalize_adv:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    params = list(model.pi.parameters())
+    old_logits = model.pi(obs).detach()
+
+    def surrogate(theta):
+        logits = optim.call_with_flat_params(model.pi, theta, obs)
+        logp = torch.log_softmax(logits, -1).gather(1, act[:, None]).squeeze(1)
+        return (torch.exp(logp - logp_old) * adv).mean()
+
+    def mean_kl(theta):
+        return kl_categorical(old_logits, optim.call_with_flat_params(model.pi, theta, obs)).mean()
+
+    g = optim.flat_grad((torch.exp(model.log_prob(obs, act) - logp_old) * adv).mean(), params)
+    fvp = fisher_vector_product(model, obs, cfg.damping)
+    x = conjugate_gradient(fvp, g, iters=cfg.cg_iters)
+    beta = torch.sqrt(2 * cfg.max_kl / (x @ fvp(x)))
+    theta_k = optim.get_flat_params(params)
+    with torch.no_grad():
+        theta_new = trpo_line_search(theta_k, beta * x, lambda th: surrogate(th).item(),
+                                     lambda th: mean_kl(th).item(), cfg.max_kl, cfg.backtrack, cfg.max_backtracks)
+        kl, gain = mean_kl(theta_new).item(), (surrogate(theta_new) - surrogate(theta_k)).item()
+    optim.set_flat_params(params, theta_new)
+    k = max(1, min(cfg.vf_minibatches, len(obs)))
+    for i in range(cfg.vf_iters):
+        value_loss = ((model.value(obs[i % k::k]) - ret[i % k::k]) ** 2).mean()
+        vf_opt.zero_grad()
+        value_loss.backward()
+        vf_opt.step()
+    return {"kl": kl, "surrogate_gain": gain, "value_loss": value_loss.item()}
+    ### END SOLUTION
+
+
+# %%
+check_trpo_update(trpo_update)
+
+# %% [markdown]
+# ### Your update trains CartPole, live
+#
+# The course's TRPO loop with your update: 8 environments, 128 steps per rollout, $\delta = 0.02$. The curve is the
+# greedy policy's return every 4,096 steps; Stop ends the run after the current update.
+
+# %% tags=["uses-answer"]
+from lecturekit.algos import trpo
+from lecturekit.course import live
+from lecturekit.evaluation import Run
+
+yours = live.watch(lambda cb: trpo.train("CartPole-v1", trpo.Config(),
+                                         Run(steps=80_000, seed=0, target=475, eval_every=4096, callback=cb),
+                                         update=trpo_update),
+                   total_steps=80_000, target=475, title="TRPO with your update")
+print(f"solved in {yours.solved_at_steps} environment steps ({yours.solved_at_s:.1f} s)")
+assert yours.solved

@@ -15,7 +15,7 @@
 import numpy as np
 import torch
 
-from lecturekit.checks import check_clipping_case, check_gae, check_ppo_clip_loss
+from lecturekit.checks import check_clipping_case, check_gae, check_ppo_clip_loss, check_ppo_update
 
 # %% [markdown]
 # ## 1. Generalised advantage estimation
@@ -222,3 +222,109 @@ assert np.allclose(mixture, from_gae)
 # rewards before it leans on the critic, well short of the discount horizon: the TD errors are weighted by
 # $(\gamma\lambda)^l$, whose horizon is $1/(1-\gamma\lambda) \approx 17$. That is the bias-variance knob: $\lambda$
 # shortens how far real, noisy rewards are summed, independently of how far $\gamma$ says the future matters.
+
+
+# %% [markdown]
+# ## 4. Build it: the whole PPO update
+#
+# Now the update step PPO takes after each rollout, which the course's training loop calls:
+# `ppo.train("CartPole-v1", update=ppo_update)` collects $T$ steps of $N$ environments with the current policy
+# $\pi_k$ (given) and hands the rollout to your function. The rollout `ro` (`lecturekit.rollout.Rollout`) holds
+# $(T, N)$ arrays: `obs` (T, N, 4), `actions`, `logp` ($\log\pi_k(a|s)$, recorded while acting), `values` (torch
+# tensors), `rewards`, `terminated`, `truncated`, `valid` (NumPy) and `last_value` (N,).
+#
+# 1. **Advantages and value targets** with your `gae`, using the vector-environment detail of exercise 03: on an
+#    autoreset step (`valid` False) put the "reward" $V(s_\text{final})$ (the value stored there) and mark it
+#    terminal; the value target is $A_t + V_{\text{old}}(s_t)$. Keep the valid steps, flattened in the order of
+#    `x[m]` with `m = torch.as_tensor(ro.valid)`.
+# 2. **Epochs of minibatches.** For each of `cfg.epochs` epochs draw one permutation
+#    `torch.randperm(n, generator=gen)` of the $n$ valid steps and split it into minibatches of
+#    `math.ceil(n / cfg.minibatches)` steps (`perm.split(size)`), taken in that order. The generator makes the
+#    order reproducible (the checker follows your minibatches with it).
+# 3. **On each minibatch:** standardise its advantages (if `cfg.normalize_adv`; per minibatch, not once for the
+#    whole rollout), the loss $L^{CLIP} + c_v \overline{(V(s) - R)^2} - c_H \overline{H}$ with your `ppo_clip_loss`
+#    and the log-probs stored in the rollout as $\log\pi_k$, then `zero_grad`, `backward`, clip the global gradient
+#    norm to `cfg.max_grad_norm`, `step`.
+# 4. **Diagnostics** from the minibatch's forward pass (before its step), with $\log r = \log\pi_\theta -
+#    \log\pi_k$: the approximate KL $\overline{(r - 1) - \log r}$ and the clip fraction (share of steps with
+#    $|r - 1| > \epsilon$). Return the means over the last epoch's minibatches.
+#
+# The checker runs one update of yours and of the reference on identical networks, optimizer state, data and
+# generator, compares the gradient of every minibatch step, names the usual silent bugs (old log-probs with
+# gradient, one shuffle for all epochs, advantages normalised once, ...) and then trains CartPole with your update.
+
+# %%
+import math
+
+
+def ppo_update(model, opt, ro, cfg, gen):
+    """One PPO update: cfg.epochs passes of shuffled minibatches over the valid steps of a rollout.
+
+    model: `lecturekit.nets.ActorCritic`: model.log_prob(obs, act), model.value(obs), model.entropy(obs), all (B,).
+    opt:   torch optimizer over all of model.parameters().
+    ro:    `lecturekit.rollout.Rollout`: obs (T, N, obs_dim), actions (T, N), logp (T, N) = log pi_k(a|s),
+           values (T, N) tensors; rewards (T, N) float, terminated / truncated / valid (T, N) bool NumPy arrays;
+           last_value (N,) NumPy.
+    cfg:   `ppo.Config`: gamma, gae_lambda, epochs, minibatches, clip_eps, value_coef, entropy_coef, normalize_adv,
+           max_grad_norm (ignore reward_scale, clip_vloss, target_kl, anneal_lr: left at their defaults here).
+    gen:   torch.Generator for the minibatch order: per epoch, torch.randperm(n, generator=gen).split(ceil(n / M)).
+    Returns a dict of floats, each the mean over the last epoch's minibatches: policy_loss, value_loss (without
+    value_coef), entropy, approx_kl (mean of (r - 1) - log r), clip_frac (share of |r - 1| > clip_eps).
+    Must not modify `ro`.
+    """
+    ### BEGIN SOLUTION
+    v_stored = ro.values.double().numpy()
+    rewards = np.where(ro.valid, ro.rewards, v_stored)  # an autoreset step "returns" V(final observation)
+    terminal = np.where(ro.valid, ro.terminated, True)
+    adv_tn = torch.as_tensor(gae(rewards, v_stored, terminal, ro.last_value, cfg.gamma, cfg.gae_lambda),
+                             dtype=torch.float32)
+    m = torch.as_tensor(ro.valid)
+    obs, act, logp_old, adv = ro.obs[m], ro.actions[m], ro.logp[m], adv_tn[m]
+    ret = adv + ro.values[m]
+    n = len(obs)
+    size = math.ceil(n / cfg.minibatches)
+    for epoch in range(cfg.epochs):
+        stats = []
+        for idx in torch.randperm(n, generator=gen).split(size):
+            a = adv[idx]
+            if cfg.normalize_adv and len(idx) > 1:
+                a = (a - a.mean()) / (a.std() + 1e-8)
+            logp, ent = model.log_prob(obs[idx], act[idx]), model.entropy(obs[idx]).mean()
+            policy_loss = ppo_clip_loss(logp, logp_old[idx], a, cfg.clip_eps)
+            value_loss = ((model.value(obs[idx]) - ret[idx]) ** 2).mean()
+            loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * ent
+            opt.zero_grad()
+            loss.backward()
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            opt.step()
+            with torch.no_grad():
+                log_r = logp - logp_old[idx]
+                approx_kl = (log_r.exp() - 1 - log_r).mean()
+                clip_frac = ((log_r.exp() - 1).abs() > cfg.clip_eps).float().mean()
+            stats.append([policy_loss.item(), value_loss.item(), ent.item(), approx_kl.item(), clip_frac.item()])
+    means = np.mean(stats, axis=0)
+    return dict(zip(["policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"], map(float, means)))
+    ### END SOLUTION
+
+
+# %%
+check_ppo_update(ppo_update)
+
+# %% [markdown]
+# ### Your update trains CartPole, live
+#
+# The course's PPO loop with your update: 8 environments, 64 steps per rollout, 4 epochs of 4 minibatches. The curve
+# is the greedy policy's return every 2,048 steps; Stop ends the run after the current update.
+
+# %% tags=["uses-answer"]
+from lecturekit.algos import ppo
+from lecturekit.course import live
+from lecturekit.evaluation import Run
+
+yours = live.watch(lambda cb: ppo.train("CartPole-v1", ppo.Config(),
+                                        Run(steps=60_000, seed=0, target=475, eval_every=2048, callback=cb),
+                                        update=ppo_update),
+                   total_steps=60_000, target=475, title="PPO with your update")
+print(f"solved in {yours.solved_at_steps} environment steps ({yours.solved_at_s:.1f} s)")
+assert yours.solved

@@ -232,3 +232,104 @@ assert err < 0.1
 # this: it evaluates the target at $\mu'(s') + $ clipped noise, so a value only counts if it holds on a neighbourhood
 # of actions, which flattens narrow peaks; the twin critics' minimum removes the upward bias that creates them, and
 # the delayed actor updates let the critic settle before the actor follows it.
+
+# %% [markdown]
+# ## 3. Build it: the whole TD3 update
+#
+# You now write the step that the course's TD3 runs after every environment step: everything between "here is a
+# minibatch from the replay buffer" and "the networks have moved". The course provides the rest (the networks, the
+# replay buffer, the loop that acts, stores and evaluates) and calls your function through its seam,
+# `update(agent, batch, step, noise)`. One update does, in this order:
+#
+# 1. **the smoothed target action** $a' = \operatorname{clip}\big(\mu'(s') + \operatorname{clip}(\sigma\,\xi, -c, c)
+#    \cdot h,\ \text{low},\ \text{high}\big)$, where $\xi$ is the `noise` you are given (standard normals, one per
+#    transition and action dimension), $\sigma$ = `cfg.target_noise`, $c$ = `cfg.noise_clip` (both in half-range
+#    units), $h$ = `(agent.high - agent.low) / 2` the action box's half-range, and low, high = `agent.low`,
+#    `agent.high`;
+# 2. **the clipped double-Q target** $y = r + \gamma\,(1 - \text{terminated})\,\min(Q'_1(s', a'), Q'_2(s', a'))$
+#    from the *target* networks, with no gradient (your `td3_target` from part 1);
+# 3. **the critic step**: both critics regress on $y$, $L = \operatorname{mean}(Q_1(s,a) - y)^2 +
+#    \operatorname{mean}(Q_2(s,a) - y)^2$: `zero_grad`, `backward`, `step`;
+# 4. **the delayed actor step**, only when `step % cfg.policy_delay == 0`: the actor climbs the *first* critic,
+#    $L_\mu = -\operatorname{mean}\,Q_1(s, \mu(s))$;
+# 5. **the Polyak updates** of both target networks (your `polyak_update` from part 2), in the same updates as the
+#    actor step.
+#
+# DDPG is the same function with `cfg.twin = False` (one critic: the target uses $Q'_1$ alone and only $Q_1$
+# regresses), `cfg.target_noise = 0` (no smoothing) and `cfg.policy_delay = 1` (the actor moves every update);
+# write it so that both work. The checker runs one update of yours and of the reference on identical copies of an
+# agent and compares where every parameter, target parameter and optimizer state lands; then it trains Pendulum
+# with your update. Whether the critic step comes before or after the actor step is up to you (both are accepted).
+
+# %%
+from lecturekit.checks import check_td3_update
+
+
+def td3_update(agent, batch, step, noise):
+    """One TD3 update (DDPG when agent.cfg.twin is False, target_noise is 0 and policy_delay is 1).
+
+    agent: the course's TD3 agent, with
+        actor, actor_targ    mu(s): (B, obs_dim) -> (B, act_dim), inside the action box
+        low, high            the action box, (act_dim,) each; its half-range is (high - low) / 2
+        critic, critic_targ  twin critics: critic(obs, act) -> q1, q2, each (B,); critic.q1(obs, act) alone
+        actor_opt, critic_opt  their Adam optimizers
+        cfg                  gamma, tau, target_noise, noise_clip, policy_delay, twin
+    batch: a replay minibatch with obs, next_obs (B, obs_dim), action (B, act_dim), reward, terminated,
+        truncated (B,); only `terminated` stops the bootstrap (a time limit does not end the MDP).
+    step: how many updates came before this one (0, 1, 2, ...).
+    noise: (B, act_dim) standard normals for the target smoothing.
+    Returns a dict of floats with at least "critic_loss" (and "actor_loss" in updates where the actor moves).
+    """
+    ### BEGIN SOLUTION
+    cfg, b = agent.cfg, batch
+    low, high = torch.as_tensor(agent.low), torch.as_tensor(agent.high)
+    with torch.no_grad():
+        eps = (cfg.target_noise * noise).clamp(-cfg.noise_clip, cfg.noise_clip) * (high - low) / 2
+        a2 = torch.max(torch.min(agent.actor_targ(b.next_obs) + eps, high), low)
+        next_q1, next_q2 = agent.critic_targ(b.next_obs, a2)
+        if cfg.twin:
+            y = td3_target(b.reward, b.terminated, next_q1, next_q2, cfg.gamma)
+        else:
+            y = b.reward + cfg.gamma * (1 - b.terminated) * next_q1
+    q1, q2 = agent.critic(b.obs, b.action)
+    critic_loss = ((q1 - y) ** 2).mean()
+    if cfg.twin:
+        critic_loss = critic_loss + ((q2 - y) ** 2).mean()
+    agent.critic_opt.zero_grad()
+    critic_loss.backward()
+    agent.critic_opt.step()
+    info = {"critic_loss": critic_loss.item(), "q1": q1.mean().item()}
+    if step % cfg.policy_delay == 0:
+        actor_loss = -agent.critic.q1(b.obs, agent.actor(b.obs)).mean()
+        agent.actor_opt.zero_grad()
+        actor_loss.backward()
+        agent.actor_opt.step()
+        polyak_update(agent.actor_targ, agent.actor, cfg.tau)
+        polyak_update(agent.critic_targ, agent.critic, cfg.tau)
+        info["actor_loss"] = actor_loss.item()
+    return info
+    ### END SOLUTION
+
+
+# %%
+check_td3_update(td3_update)
+
+# %% [markdown]
+# ### Your TD3 on Pendulum, live
+#
+# The course's loop with your update: 1,000 random warm-up steps, then one update per environment step, an
+# evaluation (10 episodes, deterministic actor) every 500 steps; training stops at the target of -200. Press Stop to
+# end it early. The reference needs 5,000 to 9,000 steps, depending on the seed.
+
+# %% tags=["uses-answer"]
+from lecturekit.algos import td3
+from lecturekit.course import live
+from lecturekit.evaluation import Run
+
+budget = 15_000
+history = live.watch(lambda cb: td3.train("Pendulum-v1", td3.Config(),
+                                           Run(steps=budget, seed=0, target=-200, eval_every=500, eval_episodes=10,
+                                               callback=cb),
+                                           update=td3_update),
+                     total_steps=budget, target=-200, title="TD3 on Pendulum-v1 with your update")
+assert history.solved, f"best evaluation return {history.best_return:.0f}"

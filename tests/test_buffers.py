@@ -7,9 +7,13 @@ from lecturekit.buffers import Batch, ReplayBuffer
 from lecturekit.offpolicy import td_target
 
 
-def filled(capacity, n, obs_dim=2, act_dim=1, seed=0):
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def filled(capacity, n, obs_dim=2, act_dim=1):
     """Buffer after n single adds of transition i: obs = (i, -i), action = i/10, reward = i, next_obs = obs + 1."""
-    buf = ReplayBuffer(obs_dim, act_dim, capacity, seed=seed)
+    buf = ReplayBuffer(obs_dim, act_dim, capacity)
     for i in range(n):
         buf.add([i, -i], [i / 10], float(i), [i + 1, -i + 1], False)
     return buf
@@ -54,7 +58,7 @@ def test_sample_shapes_and_dtypes():
     # inputs of other dtypes (float64, int, bool) are stored as float32
     buf.add(np.ones((10, 3)), np.ones((10, 2), dtype=np.int64), np.arange(10), np.ones((10, 3)),
             np.zeros(10, dtype=bool), np.ones(10, dtype=bool))
-    b = buf.sample(32)
+    b = buf.sample(32, gen())
     assert isinstance(b, Batch)
     assert b.obs.shape == (32, 3) and b.next_obs.shape == (32, 3) and b.action.shape == (32, 2)
     assert b.reward.shape == (32,) and b.terminated.shape == (32,) and b.truncated.shape == (32,)
@@ -64,22 +68,24 @@ def test_sample_shapes_and_dtypes():
 
 def test_samples_only_stored_transitions_uniformly():
     buf = filled(1000, 10)
-    idx = buf.sample(20_000).reward.numpy().astype(int)  # reward i identifies transition i
+    idx = buf.sample(20_000, gen()).reward.numpy().astype(int)  # reward i identifies transition i
     assert set(idx.tolist()) == set(range(10))  # never the empty slots
     counts = np.bincount(idx, minlength=10)
     # 2000 expected per transition, binomial std about 42: 5 std is 212
     assert np.all(np.abs(counts - 2000) < 212), counts
 
 
-def test_sampling_is_reproducible_with_a_seed():
-    a, b, c = filled(50, 20, seed=3), filled(50, 20, seed=3), filled(50, 20, seed=4)
-    assert torch.equal(a.sample(8).obs, b.sample(8).obs)
-    assert not torch.equal(a.sample(8).obs, c.sample(8).obs)
+def test_sampling_draws_from_the_generator_it_is_handed():
+    buf = filled(50, 20)
+    state = torch.random.get_rng_state()
+    assert torch.equal(buf.sample(8, gen(3)).obs, buf.sample(8, gen(3)).obs)
+    assert not torch.equal(buf.sample(8, gen(3)).obs, buf.sample(8, gen(4)).obs)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator was not used
 
 
 def test_sampled_rows_stay_consistent():
     # obs, action, reward and next_obs of a sampled row come from the same transition
-    b = filled(8, 13).sample(64)
+    b = filled(8, 13).sample(64, gen())
     i = b.reward
     assert torch.equal(b.obs[:, 0], i) and torch.equal(b.obs[:, 1], -i)
     assert torch.allclose(b.action[:, 0], i / 10) and torch.equal(b.next_obs[:, 0], i + 1)
@@ -100,7 +106,7 @@ def test_terminated_stops_the_bootstrap_but_truncated_does_not():
 def test_truncated_defaults_to_false_and_empty_sample_is_an_error():
     buf = ReplayBuffer(1, 1, 4)
     with pytest.raises(ValueError, match="empty"):
-        buf.sample(1)
+        buf.sample(1, gen())
     buf.add([0.0], [0.0], 0.0, [0.0], False)
     assert buf.truncated[0] == 0.0
     with pytest.raises(ValueError, match="capacity"):

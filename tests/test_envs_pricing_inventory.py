@@ -212,7 +212,7 @@ def test_reinforce_update_with_entropy_bonus_as_cliffwalk_uses_it():
     for beta in (0.0, 0.5):
         torch.manual_seed(0)
         model = ActorCritic(space, gym.spaces.Discrete(4), (8,))
-        cfg = cliffwalk.config(ent_coef=beta, gamma=0.5)
+        cfg = cliffwalk.config(entropy_coef=beta, gamma=0.5)
         opt = torch.optim.SGD(model.pi.parameters(), lr=0.0)  # lr 0: only the reported loss matters here
         vf = torch.optim.SGD(model.v.parameters(), lr=0.0)
         results[beta] = reinforce.update(model, opt, vf, batch, cfg)
@@ -232,11 +232,12 @@ def test_reinforce_update_with_entropy_bonus_as_cliffwalk_uses_it():
 
 def test_cliffwalk_train_smoke_and_stop_button():
     from lecturekit.applications import cliffwalk
+    from lecturekit.evaluation import Run
 
     events = []
-    h = cliffwalk.train(cliffwalk.config(n_episodes=4), steps=2000, seed=0, eval_every=1000,
-                        callback=lambda e: events.append(e) or len(events) < 1)
-    assert h.stopped == "user" and len(events) == 1 and h.env == "lecturekit/CliffWalkingOneHot-v0"
-    assert h.config["exploring_starts"] is True and h.config["ent_coef"] == 0.1
+    h = cliffwalk.train(cliffwalk.config(n_episodes=4), Run(steps=2000, seed=0, eval_every=1000,
+                        callback=lambda e: events.append(e) or len(events) < 1))
+    assert h.stopped == "user" and len(events) == 1 and h.env == cliffwalk.TRAIN_ENV
+    assert h.config["entropy_coef"] == 0.1
     cells, ret, reached = cliff.greedy_path(cliffwalk.greedy_policy(h))
     assert cells[0] == cliff.START and len(cells) <= 101

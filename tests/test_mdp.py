@@ -112,6 +112,46 @@ def test_optimal_J_equals_best_deterministic_policy():
     assert mdp.optimal_J() > mdp.J(torch.zeros(mdp.n_states, 2)).item()
 
 
+def test_optimal_q_values_greedy_policy_reaches_optimal_J():
+    mdp = small_mdp()
+    q = mdp.optimal_q_values()
+    greedy = torch.as_tensor(np.eye(mdp.n_actions)[q.argmax(1)] * 50.0)  # a nearly deterministic greedy softmax
+    assert mdp.J(greedy).item() == pytest.approx(mdp.optimal_J(), abs=1e-6)
+
+
+def soft_policy_evaluation(mdp, pi: np.ndarray, alpha: float) -> np.ndarray:
+    """Q of the soft values of a fixed policy by a linear solve (no iteration): V = (I - gamma P_pi)^-1 (r_pi + alpha H)."""
+    live = ~mdp.terminal
+    P, R = mdp.P * live[:, None, None], mdp.R * live[:, None]
+    P_pi = np.einsum("sa,sat->st", pi, P)
+    H = -(pi * np.log(pi)).sum(-1) * live
+    V = np.linalg.solve(np.eye(mdp.n_states) - mdp.gamma * P_pi, (pi * R).sum(-1) + alpha * H)
+    return R + mdp.gamma * P @ V
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.3, 2.0])
+def test_soft_value_iteration_is_the_fixed_point_of_soft_policy_evaluation(alpha):
+    # softmax(Q*/alpha) evaluated exactly (linear solve) must give back Q* itself, and no other policy may beat it on
+    # the regularised objective J_alpha
+    mdp = small_mdp()
+    Q = mdp.soft_q_values(alpha)
+    pi = torch.softmax(torch.as_tensor(Q / alpha), -1).numpy()
+    np.testing.assert_allclose(soft_policy_evaluation(mdp, pi, alpha), Q, atol=1e-9)
+    best = mdp.soft_J(torch.as_tensor(Q / alpha), alpha).item()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        assert mdp.soft_J(torch.randn(Q.shape, generator=g, dtype=torch.float64), alpha).item() <= best + 1e-12
+    # soft_J of a policy = mu0 . V_soft, the same linear solve written out
+    assert best == pytest.approx(float(mdp.mu0 @ (pi * (Q - alpha * np.log(pi))).sum(-1)), abs=1e-9)
+
+
+def test_soft_values_approach_the_optimum_as_alpha_shrinks():
+    mdp = small_mdp()
+    np.testing.assert_allclose(mdp.soft_q_values(1e-4), mdp.optimal_q_values(), atol=1e-3)
+    with pytest.raises(ValueError, match="alpha"):
+        mdp.soft_q_values(0.0)
+
+
 def test_sampled_returns_are_unbiased_samples_of_J():
     mdp = small_mdp()
     theta = torch.as_tensor(np.random.default_rng(5).normal(size=(5, 3)))

@@ -8,6 +8,7 @@ import torch
 
 from lecturekit.algos import ppo, registry
 from lecturekit.algos.trpo import surrogate_objective
+from lecturekit.evaluation import Run
 
 
 def test_clip_loss_hand_worked():
@@ -84,13 +85,13 @@ def test_clipping_case_hand_worked(ratio, adv, value, clipped, grad):
 def test_value_loss_clipping_hand_worked():
     v, v_old, ret = torch.tensor([2.0, 0.0]), torch.tensor([1.0, 0.0]), torch.tensor([3.0, 0.1])
     # unclipped errors (2-3)^2 = 1, (0-0.1)^2 = 0.01; clipped V: 1 + clip(1, -.2, .2) = 1.2 -> (1.2-3)^2 = 3.24; 0 -> 0.01
-    assert ppo.value_loss(v, v_old, ret).item() == pytest.approx((1 + 0.01) / 2)
-    assert ppo.value_loss(v, v_old, ret, 0.2).item() == pytest.approx((3.24 + 0.01) / 2)
+    assert ppo.clipped_value_loss(v, v_old, ret).item() == pytest.approx((1 + 0.01) / 2)
+    assert ppo.clipped_value_loss(v, v_old, ret, 0.2).item() == pytest.approx((3.24 + 0.01) / 2)
 
 
 def test_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="lam"):
-        ppo.Config(lam=1.5)
+    with pytest.raises(ValueError, match="gae_lambda"):
+        ppo.Config(gae_lambda=1.5)
     with pytest.raises(ValueError, match="clip_eps"):
         ppo.Config(clip_eps=0.0)
 
@@ -102,8 +103,8 @@ def test_registered():
 
 def test_cartpole_logs_and_repeatability():
     cfg = ppo.Config(n_envs=4, n_steps=32)
-    h1 = ppo.train("CartPole-v1", cfg, steps=512, seed=3, eval_every=256, eval_episodes=3)
-    h2 = ppo.train("CartPole-v1", cfg, steps=512, seed=3, eval_every=256, eval_episodes=3)
+    h1 = ppo.train("CartPole-v1", cfg, Run(steps=512, seed=3, eval_every=256, eval_episodes=3))
+    h2 = ppo.train("CartPole-v1", cfg, Run(steps=512, seed=3, eval_every=256, eval_episodes=3))
     assert h1.evals and [e[2] for e in h1.evals] == [e[2] for e in h2.evals]
     assert h1.logs["policy_loss"] == h2.logs["policy_loss"]
     for key in ("approx_kl", "clip_frac", "explained_var", "entropy", "value_loss", "epochs_run", "lr"):
@@ -114,18 +115,18 @@ def test_cartpole_logs_and_repeatability():
 
 def test_target_kl_stops_epochs_early():
     cfg = ppo.Config(n_envs=4, n_steps=64, epochs=20, lr=2e-2, target_kl=1e-4)
-    h = ppo.train("CartPole-v1", cfg, steps=1024, seed=0, eval_every=1024, eval_episodes=2)
+    h = ppo.train("CartPole-v1", cfg, Run(steps=1024, seed=0, eval_every=1024, eval_episodes=2))
     assert min(h.logs["epochs_run"]) < 20
 
 
 def test_cartpole_solves():
-    h = ppo.train("CartPole-v1", steps=60_000, seed=0, target=475, eval_every=2048)
+    h = ppo.train("CartPole-v1", None, Run(steps=60_000, seed=0, target=475, eval_every=2048))
     assert h.solved, h.summary()
 
 
 def test_pendulum_box_actions_smoke():
     cfg = ppo.Config(n_envs=2, n_steps=64, epochs=2, minibatches=2)
-    h = ppo.train("Pendulum-v1", cfg, steps=256, seed=0, eval_every=256, eval_episodes=2)
+    h = ppo.train("Pendulum-v1", cfg, Run(steps=256, seed=0, eval_every=256, eval_episodes=2))
     assert h.model.log_std.shape == (1,) and np.isfinite(h.final_return)
     assert h.env_steps == 256
 
@@ -134,12 +135,12 @@ def test_pendulum_box_actions_smoke():
                                  dict(anneal_lr=True, entropy_coef=0.01)])
 def test_options_run(opts):
     cfg = ppo.Config(n_envs=2, n_steps=32, **opts)
-    h = ppo.train("CartPole-v1", cfg, steps=128, seed=0, eval_every=128, eval_episodes=2)
+    h = ppo.train("CartPole-v1", cfg, Run(steps=128, seed=0, eval_every=128, eval_episodes=2))
     assert h.env_steps == 128
 
 
 def test_update_leaves_the_rollout_unchanged_with_reward_scale():
-    from lecturekit.algos.a2c import make_envs
+    from lecturekit.envs import make_unit_vec as make_envs
     from lecturekit.nets import ActorCritic
     from lecturekit.rollout import collect, start
 

@@ -10,6 +10,7 @@ import torch
 from lecturekit.algos import registry
 from lecturekit.algos import reinforce as R
 from lecturekit.envs import make_vec
+from lecturekit.evaluation import Run
 from lecturekit.nets import ActorCritic
 from lecturekit.returns import bootstrapped_returns, discounted_returns
 
@@ -97,8 +98,8 @@ def test_returns_to_go_of_a_batch_equal_per_episode_discounted_returns():
 @pytest.mark.parametrize("baseline", ["none", "mean", "value"])
 def test_short_run_logs_and_is_deterministic(baseline):
     cfg = R.Config(baseline=baseline, n_episodes=4)
-    h1 = R.train("CartPole-v1", cfg, steps=1500, seed=1, eval_every=700, eval_episodes=3)
-    h2 = R.train("CartPole-v1", cfg, steps=1500, seed=1, eval_every=700, eval_episodes=3)
+    h1 = R.train("CartPole-v1", cfg, Run(steps=1500, seed=1, eval_every=700, eval_episodes=3))
+    h2 = R.train("CartPole-v1", cfg, Run(steps=1500, seed=1, eval_every=700, eval_episodes=3))
     assert [e[2] for e in h1.evals] == [e[2] for e in h2.evals] and h1.logs["loss"] == h2.logs["loss"]
     assert h1.stopped == "budget" and h1.env_steps >= 1500 and len(h1.evals) >= 2
     assert ("value_loss" in h1.logs) == (baseline == "value")
@@ -106,7 +107,7 @@ def test_short_run_logs_and_is_deterministic(baseline):
 
 
 def test_solves_cartpole_with_default_config():
-    h = R.train("CartPole-v1", steps=100_000, seed=0, target=475, eval_every=4000)
+    h = R.train("CartPole-v1", None, Run(steps=100_000, seed=0, target=475, eval_every=4000))
     assert h.solved and h.stopped == "target", h.summary()
     assert h.solved_at_steps < 60_000
 
@@ -131,7 +132,7 @@ gym.register("lecturekit-test/TargetBandit-v0", entry_point=_TargetBandit)
 
 def test_gaussian_policy_learns_a_continuous_action():
     cfg = R.Config(n_episodes=32, lr=3e-2)
-    h = R.train("lecturekit-test/TargetBandit-v0", cfg, steps=6000, seed=0, eval_every=2000, eval_episodes=4)
+    h = R.train("lecturekit-test/TargetBandit-v0", cfg, Run(steps=6000, seed=0, eval_every=2000, eval_episodes=4))
     mean_action = R.Policy(h.model, _TargetBandit.action_space).greedy(np.zeros((1, 1), np.float32))[0, 0]
     assert abs(mean_action - 5.0) < 0.3, mean_action
     assert h.evals[-1][2] > -0.1
@@ -143,7 +144,7 @@ def test_runs_on_the_course_environments(env_id):
 
     if env_id not in gym.registry:
         pytest.skip(f"{env_id} is not registered yet")
-    h = R.train(env_id, R.Config(n_episodes=4), steps=400, seed=0, eval_every=200, eval_episodes=2)
+    h = R.train(env_id, R.Config(n_episodes=4), Run(steps=400, seed=0, eval_every=200, eval_episodes=2))
     assert h.env_steps >= 400 and all(np.isfinite(e[2]) for e in h.evals)
 
 
@@ -177,8 +178,8 @@ def test_state_std_model_log_prob_and_entropy_match_torch_normal():
 def test_entropy_bonus_keeps_the_optimal_spread_of_a_bandit():
     # reward -(a - 5)^2 in env units = -4 (u - 0.5)^2 in [-1, 1] units (scale 2); with bonus alpha * log sigma and
     # no normalisation, the objective -4 sigma_u^2 + alpha log sigma_u is largest at sigma_u = sqrt(alpha / 8) = 0.1
-    cfg = R.Config(n_episodes=64, lr=3e-2, ent_coef=0.08, normalize=False, log_std_init=-1.0, min_log_std=-6.0)
-    h = R.train("lecturekit-test/TargetBandit-v0", cfg, steps=12_000, seed=0, eval_every=6000, eval_episodes=4)
+    cfg = R.Config(n_episodes=64, lr=3e-2, entropy_coef=0.08, normalize_adv=False, log_std_init=-1.0, min_log_std=-6.0)
+    h = R.train("lecturekit-test/TargetBandit-v0", cfg, Run(steps=12_000, seed=0, eval_every=6000, eval_episodes=4))
     sigma = float(h.model.log_std.detach().exp())
     assert 0.085 < sigma < 0.12, sigma  # from 0.37 at the start
     assert "entropy" in h.logs and np.isfinite(h.logs["entropy"]).all()

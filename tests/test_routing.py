@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lecturekit.applications import routing
+from lecturekit.evaluation import Run
 
 
 def test_tour_length_hand_worked_numpy_and_torch():
@@ -101,13 +102,13 @@ def test_training_improves_on_small_instances():
     torch.set_num_threads(1)
     cfg = routing.RoutingConfig(n_cities=6, d=32, batch=32, samples=8, eval_instances=64, lr=3e-3)
     events = []
-    hist = routing.train(cfg, updates=80, seed=0, eval_every=20, callback=events.append)
+    hist = routing.train(cfg, Run(steps=80 * 32, seed=0, eval_every=20 * 32, callback=events.append))
     assert len(hist.evals) == 4 and len(events) == 4 and hist.stopped == "budget"
     gaps = [-e[2] for e in hist.evals]
     assert gaps[-1] < 0.6 * gaps[0] and gaps[-1] < 12.0  # measured: 21.9 % -> 8.3 %
     assert isinstance(hist.model, routing.PointerPolicy)
     # the callback's False stops training (the Stop button)
-    h2 = routing.train(cfg, updates=60, seed=0, eval_every=20, callback=lambda e: False)
+    h2 = routing.train(cfg, Run(steps=60 * 32, seed=0, eval_every=20 * 32, callback=lambda e: False))
     assert h2.stopped == "user" and len(h2.evals) == 1
     with pytest.raises(ValueError, match="Available"):
         routing.RoutingConfig(baseline="median")

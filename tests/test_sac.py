@@ -7,16 +7,11 @@ import pytest
 import torch
 
 from lecturekit.algos import registry
-from lecturekit.algos.sac import (
-    SAC,
-    Config,
-    SquashedGaussianActor,
-    sac_actor_loss,
-    sac_critic_target,
-    temperature_loss,
-    train,
-)
+from lecturekit.algos.sac import (Agent, Config, draw_noise, sac_actor_loss, sac_critic_target, temperature_loss, train,
+                                  update)
 from lecturekit.buffers import Batch
+from lecturekit.evaluation import Run
+from lecturekit.nets import SquashedGaussianActor
 from lecturekit.distributions import (
     squashed_gaussian_log_prob,
     squashed_gaussian_sample,
@@ -119,21 +114,31 @@ def test_temperature_loss_gradient_sign():
 
 # ------------------------------------------------------------------------------------------- actor and agent
 def test_actor_actions_in_box_and_log_prob_consistent():
-    torch.manual_seed(0)
-    actor = SquashedGaussianActor(3, 2, low=np.array([-2.0, 0.0]), high=np.array([2.0, 1.0]))
-    obs = torch.randn(500, 3)
-    a, logp = actor(obs)
+    g = torch.Generator().manual_seed(0)
+    actor = SquashedGaussianActor(3, 2, low=np.array([-2.0, 0.0]), high=np.array([2.0, 1.0]), generator=g)
+    obs = torch.randn(500, 3, generator=g)
+    eps = torch.randn(500, 2, generator=g)
+    a, logp = actor(obs, eps)
     assert a.shape == (500, 2) and logp.shape == (500,)
     assert (a[:, 0].abs() < 2).all() and (a[:, 1] > 0).all() and (a[:, 1] < 1).all()
     mu, log_std = actor.dist_params(obs)
-    u = torch.atanh((a.detach() - actor.center) / actor.half_range).double()
+    sq = actor.squash
+    assert torch.allclose(a, sq.center + sq.half_range * torch.tanh(mu + log_std.exp() * eps))  # the sample is eps's
+    u = torch.atanh((a.detach() - sq.center) / sq.half_range).double()
     expected = squashed_gaussian_log_prob(u, mu.double(), log_std.double())
     assert torch.allclose(logp.double(), expected, atol=1e-3)
-    a_det, _ = actor(obs, deterministic=True)
-    assert torch.allclose(a_det, actor.center + actor.half_range * torch.tanh(mu))
+    a_det, _ = actor(obs)
+    assert torch.allclose(a_det, sq.center + sq.half_range * torch.tanh(mu))
     # reparameterized: the action's gradient reaches the actor's weights
     a.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in actor.parameters())
+
+
+PEND_BOX = (3, 1, torch.tensor([-2.0]), torch.tensor([2.0]))
+
+
+def _agent(cfg=None, seed=0):
+    return Agent(*PEND_BOX, cfg or Config(), torch.Generator().manual_seed(seed))
 
 
 def _batch(b=32, obs_dim=3, act_dim=1, seed=0):
@@ -143,15 +148,13 @@ def _batch(b=32, obs_dim=3, act_dim=1, seed=0):
 
 
 def test_update_moves_everything_it_should():
-    env = gym.make("Pendulum-v1")
-    torch.manual_seed(0)
-    agent = SAC(env.observation_space, env.action_space, Config(), seed=0)
+    agent = _agent()
     targ_before = [p.clone() for p in agent.critic_targ.parameters()]
     crit_before = [p.clone() for p in agent.critic.parameters()]
     alpha_before = agent.log_alpha.item()
-    logs = agent.update(_batch(), 0)
+    logs = update(agent, _batch(), 0, draw_noise(32, 1, torch.Generator().manual_seed(1)))
     assert set(logs) >= {"critic_loss", "actor_loss", "alpha", "entropy", "q1"}
-    assert all(math.isfinite(float(v)) for v in logs.values())
+    assert all(isinstance(v, float) and math.isfinite(v) for v in logs.values())
     assert agent.log_alpha.item() != alpha_before
     for pt, pb, pc, pcb in zip(agent.critic_targ.parameters(), targ_before, agent.critic.parameters(), crit_before):
         # Polyak: target = pb + tau (critic_new - pb)
@@ -159,23 +162,32 @@ def test_update_moves_everything_it_should():
     assert any(not torch.equal(p, q) for p, q in zip(agent.critic.parameters(), crit_before))
 
 
+def test_update_uses_the_noise_it_is_given():
+    # same agent, batch and noise: the same result; other noise: another actor step
+    noise = draw_noise(32, 1, torch.Generator().manual_seed(1))
+    assert len(noise) == 2 and noise[0].shape == noise[1].shape == (32, 1)
+    a, b, c = _agent(), _agent(), _agent()
+    la, lb = update(a, _batch(), 0, noise), update(b, _batch(), 0, noise)
+    lc = update(c, _batch(), 0, draw_noise(32, 1, torch.Generator().manual_seed(2)))
+    assert la == lb and la["actor_loss"] != lc["actor_loss"]
+
+
 def test_actor_step_leaves_critic_gradients_alone():
-    env = gym.make("Pendulum-v1")
-    agent = SAC(env.observation_space, env.action_space, Config(autotune=False, alpha_init=0.2), seed=0)
+    agent = _agent(Config(autotune=False, alpha_init=0.2))
     b = _batch()
-    a, logp = agent.actor(b.obs)
+    a, logp = agent.actor(b.obs, torch.randn(32, 1))
     loss = sac_actor_loss(*agent.critic(b.obs, a), logp, 0.2)
-    loss.backward(inputs=agent.actor_params)
+    loss.backward(inputs=list(agent.actor.parameters()))
     assert all(p.grad is None for p in agent.critic.parameters())
     assert not agent.log_alpha.requires_grad and agent.alpha_opt is None
 
 
 def test_actions_respect_pendulum_bounds():
-    env = gym.make("Pendulum-v1")
-    agent = SAC(env.observation_space, env.action_space, Config(), seed=0)
-    obs = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32) * 5
-    for a in (agent.act(obs), agent.explore(obs)):
-        assert a.shape == (64, 1) and a.dtype == np.float32 and np.all(np.abs(a) <= 2.0)
+    agent = _agent()
+    obs = torch.randn(64, 3) * 5
+    with torch.no_grad():
+        for a in (agent.act(obs), agent.explore(obs, torch.randn(64, 1) * 3)):
+            assert a.shape == (64, 1) and a.dtype == torch.float32 and torch.all(a.abs() <= 2.0)
 
 
 # ------------------------------------------------------------------------------------------- training (smoke)
@@ -186,9 +198,12 @@ def test_registered_for_train_and_bench():
 
 def test_short_run_is_seeded_and_logs_temperature_and_entropy():
     cfg = Config(warmup=200, batch_size=64, log_every=100)
-    runs = [train("Pendulum-v1", cfg, steps=400, seed=3, eval_every=200, eval_episodes=2) for _ in range(2)]
+    runs = []
+    for callback in (None, lambda ev: (torch.rand(10), np.random.rand(10))):  # global draws change nothing
+        runs.append(train("Pendulum-v1", cfg, Run(steps=400, seed=3, eval_every=200, eval_episodes=2,
+                                                   callback=callback)))
     h = runs[0]
     assert h.algo == "sac" and h.env_steps == 400 and h.stopped == "budget" and len(h.evals) == 2
     assert len(h.logs["alpha"]) == len(h.logs["entropy"]) >= 2
     assert h.logs["alpha"][-1] < cfg.alpha_init  # the initial entropy is far above -1: the temperature falls
-    assert runs[0].evals[-1][2] == runs[1].evals[-1][2]  # same seed, same result
+    assert runs[0].logs == runs[1].logs and runs[0].evals[-1][2] == runs[1].evals[-1][2]  # same seed, same result

@@ -3,6 +3,7 @@ saved state, the index lists the notebooks in lecture order, and broken links ar
 from __future__ import annotations
 
 import base64
+import re
 
 import nbformat
 
@@ -66,3 +67,13 @@ def test_build_without_execution_index_and_links(tmp_path):
     assert "notebooks/00_course_map.html -> 01_policy_based_learning.html" not in res["broken_links"]
     assert "notebooks/00_course_map.html -> 04_reinforce.html" in res["broken_links"]
     assert res["errors"] == {}
+
+
+def test_the_site_carries_its_own_mathjax_and_no_cdn(tmp_path):
+    res = site.build(tmp_path, names=["03"], run=False, log=lambda m: None)
+    assert res["mathjax"] and (tmp_path / "_static" / "mathjax" / "MathJax.js").is_file()
+    assert (tmp_path / "_static" / "mathjax" / "fonts" / "HTML-CSS" / "STIX-Web" / "woff").is_dir()
+    page = (tmp_path / "notebooks" / "03_policy_gradient_theorem.html").read_text()
+    assert f'src="../_static/mathjax/MathJax.js?config={site.MATHJAX_CONFIG}"' in page
+    assert not re.findall(r'<(?:script|link)[^>]*(?:src|href)="(?:https?:)?//', page)  # nothing from a CDN
+    assert "cdnjs" not in page and "$$" in page  # the TeX is left for MathJax to typeset in the browser

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lecturekit.algos import registry, trpo
+from lecturekit.evaluation import Run
 from lecturekit.nets import ActorCritic
 from lecturekit.optim import flat_grad, get_flat_params
 
@@ -96,7 +97,7 @@ def test_trpo_is_registered_for_bench_on_cartpole():
 
 def test_smoke_cartpole_logs_and_kl_bound_and_determinism():
     cfg = dataclasses.replace(trpo.Config(), n_envs=4, n_steps=64)
-    runs = [trpo.train("CartPole-v1", cfg, steps=2048, seed=3, eval_every=1024, eval_episodes=3) for _ in range(2)]
+    runs = [trpo.train("CartPole-v1", cfg, Run(steps=2048, seed=3, eval_every=1024, eval_episodes=3)) for _ in range(2)]
     h = runs[0]
     assert len(h.logs["accepted_j"]) == 8 and set(h.logs) >= {"kl", "surrogate_gain", "value_loss", "entropy"}
     assert max(h.logs["kl"]) <= cfg.max_kl
@@ -107,12 +108,12 @@ def test_smoke_cartpole_logs_and_kl_bound_and_determinism():
 
 def test_smoke_pendulum_box_actions():
     cfg = dataclasses.replace(trpo.Config(), n_envs=2, n_steps=64)
-    h = trpo.train("Pendulum-v1", cfg, steps=256, seed=0, eval_episodes=2)
+    h = trpo.train("Pendulum-v1", cfg, Run(steps=256, seed=0, eval_episodes=2))
     assert len(h.logs["kl"]) == 2 and np.isfinite(h.final_return)
 
 
 def test_solves_cartpole_seed_0():
-    h = trpo.train("CartPole-v1", steps=100_000, seed=0, target=475.0, eval_every=4096)
+    h = trpo.train("CartPole-v1", None, Run(steps=100_000, seed=0, target=475.0, eval_every=4096))
     assert h.solved and h.final_return >= 475.0
 
 

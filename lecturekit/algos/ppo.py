@@ -15,7 +15,7 @@ being optimised (importance sampling, as in TRPO); the clip + min takes away the
 1 +- eps, which keeps pi_theta close to pi_k with first-order steps only.
 
 Discrete actions use a softmax head; bounded Box actions a Gaussian head in [-1, 1] units (the same environment
-helpers as A2C and TRPO: `a2c.make_envs`, `a2c.greedy_act_fn`).  `clip_eps=inf` removes the clipping (the plain
+helpers as A2C and TRPO: `rollout.actor_critic_setup`).  `clip_eps=inf` removes the clipping (the plain
 importance-sampled surrogate), which the notebook uses as an ablation.
 """
 from __future__ import annotations
@@ -28,19 +28,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lecturekit import seed_everything
 from lecturekit.algos import Algo
-from lecturekit.algos.a2c import explained_variance, greedy_act_fn, make_envs
 from lecturekit.distributions import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
 from lecturekit.evaluation import History, Monitor, Run
+from lecturekit.losses import clip_grads, explained_variance, normalize_advantages, value_loss
 from lecturekit.nets import ActorCritic
-from lecturekit.rollout import Rollout, run
+from lecturekit.rollout import Rollout, Steps, actor_critic_setup, loop
 
 
 @dataclass
 class Config:
     gamma: float = 0.99          # discount factor
-    lam: float = 0.95            # GAE lambda: 0 = one-step TD advantage, 1 = Monte Carlo return minus V
+    gae_lambda: float = 0.95     # GAE lambda: 0 = one-step TD advantage, 1 = Monte Carlo return minus V
     n_envs: int = 8              # parallel environments (N)
     n_steps: int = 64            # rollout length per update (T); a batch holds N * T steps
     epochs: int = 4              # passes over each batch (K)
@@ -62,8 +61,8 @@ class Config:
         self.hidden = tuple(self.hidden)
         if self.n_envs < 1 or self.n_steps < 1 or self.epochs < 1 or self.minibatches < 1:
             raise ValueError("n_envs, n_steps, epochs and minibatches must all be >= 1")
-        if not 0.0 <= self.lam <= 1.0:
-            raise ValueError(f"lam must be in [0, 1], got {self.lam}")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError(f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
         if not self.clip_eps > 0:
             raise ValueError(f"clip_eps must be > 0 (inf disables clipping), got {self.clip_eps}")
 
@@ -72,7 +71,7 @@ class Config:
 # (notebook 11).  This preset reaches a mean eval return of -300 in 16k-25k steps (5 of 5 seeds).  Its essential
 # change is many small Adam steps per batch (10 epochs x 32 minibatches of 64): with 4 x 4 it fails, while putting
 # any other single field back to its CartPole value still learns (2 of 2 seeds each, within 50k steps).
-PENDULUM = Config(gamma=0.9, lam=0.95, n_envs=8, n_steps=256, epochs=10, minibatches=32, lr=1e-3,
+PENDULUM = Config(gamma=0.9, gae_lambda=0.95, n_envs=8, n_steps=256, epochs=10, minibatches=32, lr=1e-3,
                   reward_scale=0.1, log_std_init=0.0)
 PRESETS = {"cartpole": Config(), "pendulum": PENDULUM}
 
@@ -89,14 +88,14 @@ def ppo_clip_loss(logp: Tensor, logp_old: Tensor, adv: Tensor, clip_eps: float) 
     return -torch.min(ratio * adv, torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv).mean()
 
 
-def value_loss(v: Tensor, v_old: Tensor, ret: Tensor, clip_eps: float | None = None) -> Tensor:
-    """L_V = mean((V(s) - R)^2); with clip_eps, mean(max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2))
-    (the value clipping of PPO implementations; not in the lecture).  Shapes: v, v_old, ret (B,) -> scalar."""
-    err = (v - ret.detach()).pow(2)
+def clipped_value_loss(v: Tensor, v_old: Tensor, ret: Tensor, clip_eps: float | None = None) -> Tensor:
+    """L_V = mean((V(s) - R)^2) (`losses.value_loss`); with clip_eps,
+    mean(max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2)) (the value clipping of PPO implementations;
+    not in the lecture).  Shapes: v, v_old, ret (B,) -> scalar."""
     if clip_eps is None or math.isinf(clip_eps):
-        return err.mean()
+        return value_loss(v, ret)
     v_clip = v_old.detach() + torch.clamp(v - v_old.detach(), -clip_eps, clip_eps)
-    return torch.max(err, (v_clip - ret.detach()).pow(2)).mean()
+    return torch.max((v - ret.detach()).pow(2), (v_clip - ret.detach()).pow(2)).mean()
 
 
 def clipping_case(ratio: float, adv: float, clip_eps: float) -> dict:
@@ -138,23 +137,20 @@ def logp_and_entropy(model: ActorCritic, obs: Tensor, act: Tensor) -> tuple[Tens
     return gaussian_log_prob(act, mu, log_std), gaussian_entropy(log_std)
 
 
-def minibatch_step(model: ActorCritic, opt: torch.optim.Optimizer, obs: Tensor, act: Tensor, logp_old: Tensor,
-                   v_old: Tensor, adv: Tensor, ret: Tensor, cfg: Config) -> dict:
-    """One Adam step on the PPO loss of one minibatch.  Shapes: obs (B, obs_dim), act (B,) / (B, act_dim), rest (B,)."""
-    if cfg.normalize_adv and len(adv) > 1:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    logp, ent = logp_and_entropy(model, obs, act)
-    v, ent = model.value(obs), ent.mean()
-    pi_l = ppo_clip_loss(logp, logp_old, adv, cfg.clip_eps)
-    v_l = value_loss(v, v_old, ret, cfg.clip_eps if cfg.clip_vloss else None)
+def minibatch_step(model: ActorCritic, opt: torch.optim.Optimizer, mb: Steps, cfg: Config) -> dict:
+    """One Adam step on the PPO loss of one minibatch of B steps (`rollout.Steps`)."""
+    adv = normalize_advantages(mb.adv) if cfg.normalize_adv else mb.adv
+    logp, ent = logp_and_entropy(model, mb.obs, mb.actions)
+    v, ent = model.value(mb.obs), ent.mean()
+    pi_l = ppo_clip_loss(logp, mb.logp, adv, cfg.clip_eps)
+    v_l = clipped_value_loss(v, mb.values, mb.ret, cfg.clip_eps if cfg.clip_vloss else None)
     loss = pi_l + cfg.value_coef * v_l - cfg.entropy_coef * ent
     opt.zero_grad()
     loss.backward()
-    if cfg.max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+    clip_grads(model.parameters(), cfg.max_grad_norm)
     opt.step()
     with torch.no_grad():
-        log_ratio = logp - logp_old
+        log_ratio = logp - mb.logp
         # (r - 1) - log r >= 0 estimates KL(pi_k || pi_theta) without bias (the estimator CleanRL logs)
         approx_kl = ((log_ratio.exp() - 1.0) - log_ratio).mean()
         clip_frac = ((log_ratio.exp() - 1.0).abs() > cfg.clip_eps).float().mean()
@@ -162,51 +158,46 @@ def minibatch_step(model: ActorCritic, opt: torch.optim.Optimizer, obs: Tensor, 
             "approx_kl": approx_kl.item(), "clip_frac": clip_frac.item()}
 
 
+# --- update (the seam: `train(..., update=my_update)`) ---------------------------------------------------------------
 def update(model: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, cfg: Config, gen: torch.Generator) -> dict:
-    """`epochs` passes of shuffled minibatches over the valid steps of one rollout.  Returns diagnostics: the means
-    over the last epoch, explained variance of the old values, and the number of epochs run."""
+    """`epochs` passes over the valid steps of one rollout; each pass draws one `torch.randperm(n, generator=gen)`
+    and splits it into minibatches of ceil(n / minibatches) steps.  Returns diagnostics: the means over the last
+    epoch, explained variance of the old values, and the number of epochs run."""
     if cfg.reward_scale != 1.0:
         ro = dataclasses.replace(ro, rewards=ro.rewards * cfg.reward_scale)
-    adv, ret = ro.advantages(cfg.gamma, cfg.lam)
-    m = torch.as_tensor(ro.valid)
-    data = (ro.obs[m], ro.actions[m], ro.logp[m], ro.values[m], adv[m], ret[m])
-    n = len(data[0])
+    data = ro.steps(cfg.gamma, cfg.gae_lambda)
+    n = len(data)
     size = max(1, math.ceil(n / cfg.minibatches))
     for epoch in range(cfg.epochs):
-        stats = [minibatch_step(model, opt, *(x[idx] for x in data), cfg)
+        stats = [minibatch_step(model, opt, Steps(*(x[idx] for x in dataclasses.astuple(data))), cfg)
                  for idx in torch.randperm(n, generator=gen).split(size)]
         if cfg.target_kl and np.mean([s["approx_kl"] for s in stats]) > cfg.target_kl:
             break
     out = {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
-    out["explained_var"] = explained_variance(data[3], data[5])
+    out["explained_var"] = explained_variance(data.values, data.ret)
     out["epochs_run"] = epoch + 1
     return out
 
 
 # --- training loop ------------------------------------------------------------------------------------------------
-def train(env_id: str, cfg: Config | None = None, *, steps: int = 100_000, seed: int = 0,
-          target: float | None = None, eval_every: int | None = None, eval_episodes: int | None = None,
-          callback=None) -> History:
-    """Train PPO on `env_id` for up to `steps` environment steps (N x T per update); stop early at `target`.
+def train(env_id: str, cfg: Config | None = None, run: Run | None = None, *, update=update) -> History:
+    """Train PPO on `env_id` as `run` says (steps, seed, target, evaluation); `update(model, opt, ro, cfg, gen)`
+    does the epochs of minibatch steps on each rollout (see `lecturekit.algos` for the protocol).
 
     History.logs has, per update: policy_loss, value_loss, entropy, approx_kl, clip_frac (means over the last
     epoch's minibatches), explained_var (of the rollout's values), epochs_run, lr.  History.model is the ActorCritic.
     """
-    cfg = cfg or Config()
-    seed_everything(seed)
-    gen = torch.Generator().manual_seed(seed)
-    envs = make_envs(env_id, cfg.n_envs)
-    model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init)
+    cfg, run = cfg or Config(), run or Run()
+    envs, model, act_fn, gen = actor_critic_setup(env_id, cfg, run.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
-    mon = Monitor("ppo", env_id, Run(steps, seed, target, eval_every, eval_episodes or 20, callback), config=cfg)
+    mon = Monitor("ppo", env_id, run, config=cfg)
 
     def ppo_update(ro: Rollout, env_steps: int) -> dict:
         if cfg.anneal_lr:
-            opt.param_groups[0]["lr"] = cfg.lr * max(0.0, 1.0 - env_steps / steps)
+            opt.param_groups[0]["lr"] = cfg.lr * max(0.0, 1.0 - env_steps / run.steps)
         return {**update(model, opt, ro, cfg, gen), "lr": opt.param_groups[0]["lr"]}
 
-    return run(envs, model, mon, cfg.n_steps, seed, ppo_update, act_fn)
+    return loop(envs, model, mon, cfg.n_steps, run.seed, gen, ppo_update, act_fn)
 
 
 ALGOS = [Algo(name="ppo", train=train, config=Config, bench_env="CartPole-v1", bench_target=475.0,

@@ -15,12 +15,16 @@ does not bootstrap.
 
 Usage::
 
-    hist = train("CartPole-v1", Config(baseline="mean"), steps=100_000, seed=0, target=475)
+    hist = train("CartPole-v1", Config(baseline="mean"), Run(steps=100_000, seed=0, target=475))
     hist.model                      # the trained ActorCritic; Policy(hist.model, action_space).greedy(obs) acts
+
+The seam (see `lecturekit.algos`): `train(..., collect=my_collect, update=my_update)` with
+`collect(envs, policy, bufs, t_max) -> Batch` and `update(model, opt, vf_opt, batch, cfg) -> dict`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -28,10 +32,11 @@ import torch
 from torch import Tensor
 
 from lecturekit.algos import Algo
-from lecturekit.envs import make_vec
-from lecturekit.distributions import gaussian_entropy, gaussian_log_prob
-from lecturekit.evaluation import History, Monitor, Run
-from lecturekit.nets import ActorCritic, mlp
+from lecturekit.distributions import gaussian_entropy
+from lecturekit.envs import bounded_box, from_unit, make_vec
+from lecturekit.evaluation import History, Monitor, Run, generators
+from lecturekit.losses import normalize_advantages, policy_gradient_loss, value_loss
+from lecturekit.nets import ActorCritic, greedy_act_fn, mlp
 from lecturekit.returns import bootstrapped_returns
 
 BASELINES = ("none", "mean", "value")
@@ -45,12 +50,12 @@ class Config:
     baseline: str = "value"        # b(s_t): 'none' (b = 0), 'mean' (batch mean of G_t) or 'value' (learned V_w(s_t))
     vf_lr: float = 1e-2            # Adam step size of the value network (baseline='value' only)
     vf_iters: int = 2              # value-regression steps per update (baseline='value' only)
-    normalize: bool = True         # divide G_t - b by its batch std (rescales the step, keeps its direction)
+    normalize_adv: bool = True     # divide G_t - b by its batch std (rescales the step, keeps its direction)
     hidden: tuple = (64, 64)       # hidden layer sizes of the policy (and value) MLP
     log_std_init: float = -0.5     # initial log std of the Gaussian policy (Box actions only, [-1, 1] units)
     min_log_std: float = -3.0      # the log std is kept >= this (stops the Gaussian collapsing)
     state_std: bool = False        # Box only: the network also outputs log sigma(s) (state-dependent std)
-    ent_coef: float = 0.0          # weight of an entropy bonus: loss -= ent_coef * mean H(pi(.|s_t)) (0: plain)
+    entropy_coef: float = 0.0      # weight of an entropy bonus: loss -= entropy_coef * mean H(pi(.|s_t)) (0: plain)
     max_episode_steps: int = 1000  # cut episodes here when the environment has no time limit of its own
 
     def __post_init__(self):
@@ -66,13 +71,8 @@ def reinforce_loss(logp: Tensor, ret: Tensor, baseline: Tensor | float | None = 
     Shapes: logp, ret, baseline: the same shape (or a scalar baseline).  G_t and b_t are constants: no gradient flows
     into them.  Returns a scalar.
     """
-    adv = ret.detach() if baseline is None else ret.detach() - torch.as_tensor(baseline).detach()
-    return -(logp * adv).mean()
-
-
-def value_loss(v: Tensor, ret: Tensor) -> Tensor:
-    """Regression of the baseline on the returns: mean (V_w(s_t) - G_t)^2.  Shapes: v, ret (B,) -> scalar."""
-    return (v - ret.detach()).pow(2).mean()
+    adv = ret if baseline is None else ret - torch.as_tensor(baseline)
+    return policy_gradient_loss(logp, adv)
 
 
 class StateStdActorCritic(ActorCritic):
@@ -80,16 +80,17 @@ class StateStdActorCritic(ActorCritic):
 
     The last layer has 2 * act_dim outputs (mean, log std); the log std starts at `log_std_init` everywhere and is
     clamped below at `min_log_std`.  Lecture: "Policy Parametrizations", the Gaussian policy with sigma_theta(s).
+    Sampling and log-probabilities are ActorCritic's, which read (mean, log std) from `dist_params`.
     """
 
     def __init__(self, obs_space: gym.Space, act_space: gym.Space, hidden=(64, 64), log_std_init: float = 0.0,
-                 min_log_std: float = -3.0):
-        super().__init__(obs_space, act_space, hidden, log_std_init)
+                 min_log_std: float = -3.0, generator: torch.Generator | None = None):
+        super().__init__(obs_space, act_space, hidden, log_std_init, generator)
         if self.discrete:
             raise ValueError("a state-dependent std needs a Box action space")
         del self.log_std
         obs_dim, act_dim = obs_space.shape[0], act_space.shape[0]
-        self.pi = mlp([obs_dim, *hidden, 2 * act_dim], out_gain=0.01)
+        self.pi = mlp([obs_dim, *hidden, 2 * act_dim], out_gain=0.01, generator=generator)
         with torch.no_grad():
             self.pi[-1].bias[act_dim:] = log_std_init
         self.min_log_std = min_log_std
@@ -98,36 +99,30 @@ class StateStdActorCritic(ActorCritic):
         mu, log_std = self.pi(obs).chunk(2, dim=-1)
         return mu, log_std.clamp(min=self.min_log_std)
 
-    def log_prob(self, obs: Tensor, act: Tensor) -> Tensor:
-        return gaussian_log_prob(act, *self.dist_params(obs))
-
     def entropy(self, obs: Tensor) -> Tensor:
         return gaussian_entropy(self.dist_params(obs)[1])
 
-    def act(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-        mu, log_std = self.dist_params(obs)
-        a = mu if deterministic else mu + torch.randn_like(mu) * log_std.exp()
-        return a, gaussian_log_prob(a, mu, log_std), self.value(obs)
 
-
-def make_model(obs_space: gym.Space, act_space: gym.Space, cfg: Config) -> ActorCritic:
-    """The policy (and value) network that `cfg` asks for."""
+def make_model(obs_space: gym.Space, act_space: gym.Space, cfg: Config,
+               generator: torch.Generator | None = None) -> ActorCritic:
+    """The policy (and value) network that `cfg` asks for, initialised from `generator`."""
     if cfg.state_std and not isinstance(act_space, gym.spaces.Discrete):
-        return StateStdActorCritic(obs_space, act_space, cfg.hidden, cfg.log_std_init, cfg.min_log_std)
-    return ActorCritic(obs_space, act_space, cfg.hidden, cfg.log_std_init)
+        return StateStdActorCritic(obs_space, act_space, cfg.hidden, cfg.log_std_init, cfg.min_log_std, generator)
+    return ActorCritic(obs_space, act_space, cfg.hidden, cfg.log_std_init, generator)
 
 
 class Policy:
-    """Wraps an ActorCritic for sampling: numpy observations in, environment actions out.
+    """Wraps an ActorCritic for sampling: numpy observations in, environment actions out; samples from `generator`.
 
     For a bounded Box, the network's Gaussian acts in [-1, 1] units u; the environment receives
-    low + (u + 1) (high - low) / 2, clipped to the bounds (log-probs are those of the unclipped u).
+    low + (u + 1) (high - low) / 2, clipped to the bounds (`envs.from_unit`; log-probs are those of the unclipped u).
     """
 
-    def __init__(self, model: ActorCritic, act_space: gym.Space):
-        self.model = model
+    def __init__(self, model: ActorCritic, act_space: gym.Space, generator: torch.Generator | None = None):
+        self.model, self.generator = model, generator
+        self.greedy = greedy_act_fn(model, act_space)  # deterministic environment actions, for evaluation
         self.discrete = isinstance(act_space, gym.spaces.Discrete)
-        self.scaled = not self.discrete and bool(np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high)))
+        self.scaled = bounded_box(act_space)
         if not self.discrete:
             self.low, self.high = act_space.low.astype(np.float32), act_space.high.astype(np.float32)
 
@@ -135,18 +130,12 @@ class Policy:
         """Network action -> environment action."""
         if self.discrete:
             return u
-        a = self.low + (u + 1.0) * 0.5 * (self.high - self.low) if self.scaled else u
-        return np.clip(a, self.low, self.high)
+        return from_unit(u, self.low, self.high) if self.scaled else np.clip(u, self.low, self.high)
 
     @torch.no_grad()
     def sample(self, obs: np.ndarray) -> np.ndarray:
         """Network actions sampled from pi(.|s) for a batch of observations (N, obs_dim)."""
-        return self.model.act(torch.as_tensor(obs, dtype=torch.float32))[0].numpy()
-
-    @torch.no_grad()
-    def greedy(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic environment actions (arg max or Gaussian mean) for evaluation."""
-        return self.to_env(self.model.act(torch.as_tensor(np.asarray(obs, dtype=np.float32)), deterministic=True)[0].numpy())
+        return self.model.act(torch.as_tensor(obs, dtype=torch.float32), generator=self.generator)[0].numpy()
 
 
 @dataclass
@@ -204,6 +193,7 @@ def collect_episodes(envs: gym.vector.VectorEnv, policy: Policy, bufs: dict, t_m
     return Batch(obs_b[:t], act_b[:t], rew_b[:t], val_b[:t], end_b[:t])
 
 
+# --- update (the seam: `train(..., update=my_update)`) ---------------------------------------------------------------
 def update(model: ActorCritic, opt: torch.optim.Optimizer, vf_opt: torch.optim.Optimizer | None, batch: Batch,
            cfg: Config) -> dict:
     """One REINFORCE step on a batch of complete episodes (and the value regression).  Returns diagnostics."""
@@ -219,10 +209,10 @@ def update(model: ActorCritic, opt: torch.optim.Optimizer, vf_opt: torch.optim.O
         b = ret.mean()
     else:
         b = torch.zeros(())
-    scale = (ret - b).std() + 1e-8 if cfg.normalize and ret.numel() > 1 else 1.0
+    adv = normalize_advantages(ret - b, center=False) if cfg.normalize_adv else ret - b
     logp = model.log_prob(obs, act)
     entropy = model.entropy(obs).mean()
-    loss = reinforce_loss(logp, ret / scale, b / scale) - cfg.ent_coef * entropy
+    loss = policy_gradient_loss(logp, adv) - cfg.entropy_coef * entropy
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -241,28 +231,32 @@ def update(model: ActorCritic, opt: torch.optim.Optimizer, vf_opt: torch.optim.O
     return stats
 
 
-def train(env_id: str, cfg: Config | None = None, *, steps: int, seed: int = 0, target: float | None = None,
-          eval_every: int | None = None, eval_episodes: int | None = None, callback=None) -> History:
-    """Train REINFORCE on `env_id` for at most `steps` environment steps (or until the evaluation reaches `target`).
+# --- training loop ------------------------------------------------------------------------------------------------
+def train(env_id: str, cfg: Config | None = None, run: Run | None = None, *, collect=collect_episodes,
+          update=update, evaluate: Callable | None = None) -> History:
+    """Train REINFORCE on `env_id` as `run` says (steps, seed, target, evaluation): `collect(envs, policy, bufs,
+    t_max)` samples each batch of episodes and `update(model, opt, vf_opt, batch, cfg)` takes each step (see
+    `lecturekit.algos` for the protocol).  `evaluate(act_fn) -> (mean, std)` replaces the default evaluation
+    (`run.eval_episodes` episodes of `env_id`), e.g. to train and evaluate on different start distributions.
 
     The returned History's `model` is the trained ActorCritic (its value network is used only as the baseline).
     """
-    cfg = cfg or Config()
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    envs = make_vec(env_id, cfg.n_episodes, seed)
-    t_max = envs.spec.max_episode_steps if envs.spec is not None and envs.spec.max_episode_steps else cfg.max_episode_steps
-    model = make_model(envs.single_observation_space, envs.single_action_space, cfg)
-    policy = Policy(model, envs.single_action_space)
+    cfg, run = cfg or Config(), run or Run()
+    gen, _ = generators(run.seed)
+    envs = make_vec(env_id, cfg.n_episodes, run.seed)
+    t_max = (envs.spec.max_episode_steps if envs.spec is not None and envs.spec.max_episode_steps
+             else cfg.max_episode_steps)
+    model = make_model(envs.single_observation_space, envs.single_action_space, cfg, gen)
+    policy = Policy(model, envs.single_action_space, gen)
     pi_params = list(model.pi.parameters()) + ([model.log_std] if hasattr(model, "log_std") else [])
     opt = torch.optim.Adam(pi_params, lr=cfg.lr)
     vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr) if cfg.baseline == "value" else None
     bufs = episode_buffers(envs, t_max)
-    mon = Monitor("reinforce", env_id, Run(steps, seed, target, eval_every, eval_episodes or 20, callback), config=asdict(cfg))
+    mon = Monitor("reinforce", env_id, run, config=cfg, evaluate=evaluate)
     env_steps = 0
     try:
         while True:
-            batch = collect_episodes(envs, policy, bufs, t_max)
+            batch = collect(envs, policy, bufs, t_max)
             env_steps += batch.env_steps
             mon.log(env_steps, **update(model, opt, vf_opt, batch, cfg))
             if mon.should_stop(env_steps, policy.greedy):

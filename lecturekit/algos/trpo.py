@@ -3,37 +3,37 @@
 
 Each update collects a rollout of T steps in N environments with the current policy pi_k and solves, approximately,
 
-    max_theta  L(theta) = E[ pi_theta(a|s) / pi_k(a|s) * A_k(s, a) ]   s.t.   E_s[ KL(pi_k(.|s) || pi_theta(.|s)) ] <= delta
+    max_theta  L(theta) = E[ pi_theta(a|s) / pi_k(a|s) * A_k(s, a) ]
+    s.t.       E_s[ KL(pi_k(.|s) || pi_theta(.|s)) ] <= delta
 
 1. g = grad L at theta_k (the policy gradient), x ~= F^{-1} g by conjugate gradient with Fisher-vector products,
 2. the largest step along x whose quadratic KL model equals delta: beta = sqrt(2 delta / x^T F x),
 3. a backtracking line search on theta_k + alpha^j beta x (j = 0, 1, ...) that accepts the first candidate that
    improves L and whose exact mean KL is at most delta.
-The critic V_w is fitted to the value targets with Adam, on the same loss as A2C (`a2c.value_loss`); advantages
+The critic V_w is fitted to the value targets with Adam, on the same loss as A2C (`losses.value_loss`); advantages
 are GAE from the shared rollout code (truncation and autoreset steps handled there).
 Works for Discrete actions (softmax policy) and 1-D Box actions (Gaussian policy, state-independent log std, in the
-[-1, 1] units of A2C's `make_envs`).
+[-1, 1] units of `envs.make_unit_vec`; see `rollout.actor_critic_setup`).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from lecturekit import optim
 from lecturekit.algos import Algo
-from lecturekit.algos.a2c import greedy_act_fn, make_envs, value_loss
 from lecturekit.evaluation import History, Monitor, Run
+from lecturekit.losses import normalize_advantages, value_loss
 from lecturekit.nets import ActorCritic
-from lecturekit.rollout import run
+from lecturekit.rollout import Rollout, actor_critic_setup, loop
 
 
 @dataclass
 class Config:
     gamma: float = 0.99         # discount factor
-    lam: float = 0.97           # GAE lambda of the advantages
+    gae_lambda: float = 0.97    # GAE lambda of the advantages
     n_envs: int = 8             # parallel environments (N)
     n_steps: int = 128          # rollout length per update (T)
     max_kl: float = 0.02        # trust-region radius delta on the mean KL(pi_k || pi_theta)
@@ -43,7 +43,7 @@ class Config:
     max_backtracks: int = 10    # candidates tried per update (j = 0 .. max_backtracks - 1)
     vf_lr: float = 3e-3         # Adam step size of the critic
     vf_iters: int = 20          # critic minibatch steps per update
-    vf_minibatches: int = 4     # minibatches per pass over the rollout for the critic
+    vf_minibatches: int = 4     # the critic cycles through this many fixed minibatches (every k-th step) of the rollout
     normalize_adv: bool = True  # standardise advantages in each batch (rescales L; the step size is set by delta)
     vanilla_lr: float = 0.0     # > 0: replace the TRPO step by the plain step theta += vanilla_lr * g (comparison)
     hidden: tuple = (64, 64)    # hidden layer sizes of actor and critic
@@ -82,14 +82,18 @@ def frozen_dist_params(model: ActorCritic, obs: Tensor):
         return old.clone() if model.discrete else (old[0].clone(), old[1].clone())
 
 
+def policy_gradient_at_theta_k(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, adv: Tensor):
+    """(theta, pi_k's distribution parameters, L(theta_k), g = grad L(theta_k) flat): what both steps start from."""
+    params = policy_params(model)
+    surr = surrogate_objective(model.log_prob(obs, act), logp_old, adv)
+    return params, frozen_dist_params(model, obs), surr, optim.flat_grad(surr, params)
+
+
 # --- one update -----------------------------------------------------------------------------------------------------
 def trpo_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, adv: Tensor, cfg: Config) -> dict:
     """Natural-gradient direction by conjugate gradient, scaled to the KL radius, then the line search.
     Shapes: obs (B, obs_dim), act (B,) or (B, act_dim), logp_old, adv (B,).  Changes the actor in place."""
-    params = policy_params(model)
-    old = frozen_dist_params(model, obs)
-    surr = surrogate_objective(model.log_prob(obs, act), logp_old, adv)
-    g = optim.flat_grad(surr, params)
+    params, old, surr, g = policy_gradient_at_theta_k(model, obs, act, logp_old, adv)
     fvp = optim.fisher_vector_product(mean_kl(model, obs, old), params, cfg.damping)
     x = optim.conjugate_gradient(fvp, g, cfg.cg_iters)
     full_step = optim.max_step_scale(x, fvp(x), cfg.max_kl) * x
@@ -111,10 +115,7 @@ def trpo_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, ad
 def vanilla_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor, adv: Tensor, cfg: Config) -> dict:
     """The step TRPO replaces: theta_{k+1} = theta_k + alpha g, with no look at how far the policy moves.
     Lecture: "Why Vanilla Gradients May Fail".  Same data, same g, same logs as `trpo_step` (accepted_j is 0)."""
-    params = policy_params(model)
-    old = frozen_dist_params(model, obs)
-    surr = surrogate_objective(model.log_prob(obs, act), logp_old, adv)
-    g = optim.flat_grad(surr, params)
+    params, old, surr, g = policy_gradient_at_theta_k(model, obs, act, logp_old, adv)
     optim.set_flat_params(params, optim.get_flat_params(params) + cfg.vanilla_lr * g)
     with torch.no_grad():
         gain = float(surrogate_objective(model.log_prob(obs, act), logp_old, adv) - surr)
@@ -122,13 +123,12 @@ def vanilla_step(model: ActorCritic, obs: Tensor, act: Tensor, logp_old: Tensor,
     return {"accepted_j": 0, "kl": kl, "surrogate_gain": gain, "grad_norm": float(g.norm())}
 
 
-def fit_critic(model: ActorCritic, opt: torch.optim.Optimizer, obs: Tensor, ret: Tensor, cfg: Config,
-               gen: torch.Generator) -> float:
-    """`vf_iters` Adam steps on minibatches of the A2C critic loss mean (V_w(s) - R)^2.  Returns the last loss."""
-    n = obs.shape[0]
-    mb = max(1, n // cfg.vf_minibatches)
-    for _ in range(cfg.vf_iters):
-        idx = torch.randint(n, (mb,), generator=gen)
+def fit_critic(model: ActorCritic, opt: torch.optim.Optimizer, obs: Tensor, ret: Tensor, cfg: Config) -> float:
+    """`vf_iters` Adam steps on the critic loss mean (V_w(s) - R)^2, cycling through the minibatches
+    obs[k::vf_minibatches] (each spans the whole rollout; no randomness needed).  Returns the last loss."""
+    k = max(1, min(cfg.vf_minibatches, obs.shape[0]))
+    for i in range(cfg.vf_iters):
+        idx = slice(i % k, None, k)
         loss = value_loss(model.value(obs[idx]), ret[idx])
         opt.zero_grad()
         loss.backward()
@@ -136,37 +136,30 @@ def fit_critic(model: ActorCritic, opt: torch.optim.Optimizer, obs: Tensor, ret:
     return float(loss.detach())
 
 
-def update(model: ActorCritic, vf_opt: torch.optim.Optimizer, ro, cfg: Config, gen: torch.Generator) -> dict:
+# --- update (the seam: `train(..., update=my_update)`) ---------------------------------------------------------------
+def update(model: ActorCritic, vf_opt: torch.optim.Optimizer, ro: Rollout, cfg: Config) -> dict:
     """One TRPO update from a rollout (`lecturekit.rollout.Rollout`); autoreset steps are left out."""
-    adv, ret = ro.advantages(cfg.gamma, cfg.lam)
-    m = torch.as_tensor(ro.valid)
-    obs, act, logp_old, adv, ret = ro.obs[m], ro.actions[m], ro.logp[m], adv[m], ret[m]
-    if cfg.normalize_adv:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    stats = (vanilla_step if cfg.vanilla_lr > 0 else trpo_step)(model, obs, act, logp_old, adv, cfg)
-    stats["value_loss"] = fit_critic(model, vf_opt, obs, ret, cfg, gen)
+    b = ro.steps(cfg.gamma, cfg.gae_lambda)
+    adv = normalize_advantages(b.adv) if cfg.normalize_adv else b.adv
+    stats = (vanilla_step if cfg.vanilla_lr > 0 else trpo_step)(model, b.obs, b.actions, b.logp, adv, cfg)
+    stats["value_loss"] = fit_critic(model, vf_opt, b.obs, b.ret, cfg)
     with torch.no_grad():
-        stats["entropy"] = float(model.entropy(obs).mean())
+        stats["entropy"] = float(model.entropy(b.obs).mean())
     return stats
 
 
-def train(env_id: str, cfg: Config | None = None, *, steps: int, seed: int = 0, target: float | None = None,
-          eval_every: int | None = None, eval_episodes: int | None = None, callback=None) -> History:
-    """Train TRPO on `env_id` for at most `steps` environment steps (or until the evaluation reaches `target`).
+def train(env_id: str, cfg: Config | None = None, run: Run | None = None, *, update=update) -> History:
+    """Train TRPO on `env_id` as `run` says (steps, seed, target, evaluation); `update(model, vf_opt, ro, cfg)`
+    takes each trust-region step and fits the critic (see `lecturekit.algos` for the protocol).
 
     History.logs has, per update: accepted_j (-1: every candidate rejected, the policy is unchanged), kl (exact mean
     KL of the accepted step), surrogate_gain, grad_norm, value_loss, entropy.  History.model is the ActorCritic.
     """
-    cfg = cfg or Config()
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    envs = make_envs(env_id, cfg.n_envs)  # as in A2C: a bounded Box is rescaled to [-1, 1]
-    model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init)
+    cfg, run = cfg or Config(), run or Run()
+    envs, model, act_fn, gen = actor_critic_setup(env_id, cfg, run.seed)
     vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr)
-    act_fn = greedy_act_fn(model, envs.unwrapped.single_action_space)  # evaluation envs are not rescaled
-    mon = Monitor("trpo", env_id, Run(steps, seed, target, eval_every, eval_episodes or 20, callback), config=asdict(cfg))
-    return run(envs, model, mon, cfg.n_steps, seed, lambda ro, _: update(model, vf_opt, ro, cfg, gen), act_fn)
+    mon = Monitor("trpo", env_id, run, config=cfg)
+    return loop(envs, model, mon, cfg.n_steps, run.seed, gen, lambda ro, _: update(model, vf_opt, ro, cfg), act_fn)
 
 
 ALGOS = [Algo(name="trpo", train=train, config=Config, bench_env="CartPole-v1", bench_target=475.0,

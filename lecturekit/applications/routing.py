@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lecturekit.evaluation import History, TrainingDiverged
+from lecturekit.evaluation import EVAL_SEED_OFFSET, History, Monitor, Run, generators
+from lecturekit.losses import clip_grads
 
 BASELINES = ("loo", "greedy", "mean")
 
@@ -283,33 +283,64 @@ class RoutingConfig:
             raise ValueError(f"Unknown baseline '{self.baseline}'. Available: {', '.join(BASELINES)}.")
 
 
-def train(cfg: RoutingConfig | None = None, *, updates: int, seed: int = 0, eval_every: int = 25,
-          target_gap: float | None = None, callback: Callable[[dict], object] | None = None,
-          val: tuple[np.ndarray, np.ndarray] | None = None) -> History:
-    """Train a PointerPolicy by REINFORCE for `updates` steps on fresh random instances.
+def new_policy(cfg: RoutingConfig, generator: torch.Generator) -> PointerPolicy:
+    """A PointerPolicy of `cfg`'s size with PyTorch's default initialisation drawn from `generator` (built on the meta
+    device first, so that nothing is drawn from the global torch generator)."""
+    with torch.device("meta"):
+        model = PointerPolicy(cfg.d, cfg.layers, cfg.heads)
+    model = model.to_empty(device="cpu")
+    for m in model.modules():
+        if isinstance(m, nn.Linear):  # nn.Linear.reset_parameters, from the generator
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            if m.bias is not None:
+                bound = 1 / math.sqrt(m.in_features)
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+        elif isinstance(m, nn.MultiheadAttention):  # its _reset_parameters (out_proj is an nn.Linear, above)
+            nn.init.xavier_uniform_(m.in_proj_weight, generator=generator)
+            nn.init.zeros_(m.in_proj_bias)
+        elif isinstance(m, nn.LayerNorm):
+            m.reset_parameters()
+    with torch.no_grad():  # MultiheadAttention zeroes its out_proj bias after the Linear init
+        for m in model.modules():
+            if isinstance(m, nn.MultiheadAttention):
+                m.out_proj.bias.zero_()
+    return model
 
-    Every `eval_every` updates the greedy tours of a held-out set are compared with their Held-Karp optimum. The
-    History's evals hold (instances seen, wall s, -gap %, std of the per-instance gap %), so "higher is better" as
-    for returns; training stops early once the gap is <= `target_gap` (if given) or when `callback(event)` returns
-    False. `val` = (coords, optimal lengths) reuses a validation set; otherwise one is drawn from seed + 10**6.
+
+def validation_evaluator(val_coords: np.ndarray, val_opt: np.ndarray) -> Callable[[PointerPolicy], tuple[float, float]]:
+    """evaluate(model) -> (minus the mean gap %, std of the gap %) of the greedy tours on a validation set, so that
+    "higher is better" as for returns (what `evaluation.Monitor` expects)."""
+
+    def evaluate(model: PointerPolicy) -> tuple[float, float]:
+        gaps = 100 * (tour_length(val_coords, model.greedy_tours(val_coords)) / val_opt - 1)
+        return -float(gaps.mean()), float(gaps.std())
+
+    return evaluate
+
+
+def train(cfg: RoutingConfig | None = None, run: Run | None = None, *,
+          val: tuple[np.ndarray, np.ndarray] | None = None) -> History:
+    """Train a PointerPolicy by REINFORCE on fresh random instances, `cfg.batch` per update.
+
+    `run` as for every algorithm, counted in instances: run.steps is the number of training instances, run.eval_every
+    the instances between evaluations (default: every 25 updates), run.target minus the gap in % to stop at (e.g.
+    -4.0).  Each evaluation compares the greedy tours of a validation set with their Held-Karp optimum; History.evals
+    hold (instances seen, wall s, -gap %, std of the per-instance gap %).  `val` = (coords, optimal lengths) reuses a
+    validation set; otherwise one is drawn from run.seed + EVAL_SEED_OFFSET.
     """
     cfg = cfg or RoutingConfig()
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    g = torch.Generator().manual_seed(seed)
+    run = run or Run(steps=500 * cfg.batch, eval_every=25 * cfg.batch)
+    gen, rng = generators(run.seed)
     if val is None:
-        val_coords = random_instances(cfg.eval_instances, cfg.n_cities, seed=seed + 10**6)
+        val_coords = random_instances(cfg.eval_instances, cfg.n_cities, seed=run.seed + EVAL_SEED_OFFSET)
         val = (val_coords, held_karp(val_coords)[0])
-    val_coords, val_opt = val
-    model = PointerPolicy(cfg.d, cfg.layers, cfg.heads)
+    model = new_policy(cfg, gen)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    hist = History(algo="reinforce-tsp", env=f"tsp{cfg.n_cities}", seed=seed, config=asdict(cfg),
-                   target=None if target_gap is None else -target_gap)
-    start = time.perf_counter()
-    K = cfg.samples
-    for u in range(1, updates + 1):
+    mon = Monitor("reinforce-tsp", f"tsp{cfg.n_cities}", run, config=cfg, evaluate=validation_evaluator(*val))
+    K, instances = cfg.samples, 0
+    while True:
         coords = torch.as_tensor(random_instances(cfg.batch, cfg.n_cities, generator=rng))
-        tours, logp = model(coords, n_samples=K, generator=g)
+        tours, logp = model(coords, n_samples=K, generator=gen)
         length = tour_length(coords, tours.view(cfg.batch, K, -1))
         logp = logp.view(cfg.batch, K)
         if cfg.baseline == "loo":
@@ -322,33 +353,10 @@ def train(cfg: RoutingConfig | None = None, *, updates: int, seed: int = 0, eval
         loss = tour_reinforce_loss(logp, length, b)
         opt.zero_grad()
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        clip_grads(model.parameters(), cfg.max_grad_norm)
         opt.step()
-        stats = {"loss": float(loss.detach()), "train_length": float(length.mean())}
-        for k, v in stats.items():
-            if not math.isfinite(v):
-                raise TrainingDiverged(f"routing: '{k}' became {v} at update {u}; try a smaller learning rate")
-            hist.logs.setdefault(k, []).append(v)
-        hist.logs.setdefault("env_steps", []).append(u * cfg.batch)
-        if u % eval_every == 0 or u == updates:
-            gaps = 100 * (tour_length(val_coords, model.greedy_tours(val_coords)) / val_opt - 1)
-            wall = time.perf_counter() - start
-            hist.evals.append((u * cfg.batch, wall, -float(gaps.mean()), float(gaps.std())))
-            reached = target_gap is not None and gaps.mean() <= target_gap
-            if reached and not hist.solved:
-                hist.solved, hist.solved_at_steps, hist.solved_at_s = True, u * cfg.batch, wall
-            stop = False
-            if callback is not None:
-                event = {"env_steps": u * cfg.batch, "wall_s": wall, "eval_mean": -float(gaps.mean()),
-                         "eval_std": float(gaps.std()), "target": hist.target, "total_steps": updates * cfg.batch,
-                         "gap": float(gaps.mean()), **stats}
-                stop = callback(event) is False
-            if stop or reached:
-                hist.stopped = "user" if stop else "target"
-                break
-    else:
-        hist.stopped = "budget"
-    hist.env_steps = hist.evals[-1][0]
-    hist.wall_s = time.perf_counter() - start
-    hist.model = model
-    return hist
+        instances += cfg.batch
+        mon.log(instances, loss=float(loss.detach()), train_length=float(length.mean()))
+        if mon.should_stop(instances, model):
+            break
+    return mon.finish(model)

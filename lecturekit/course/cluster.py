@@ -256,7 +256,8 @@ def bench(cluster, algos: list, seeds: int, log: Callable[[str], None] | None = 
         algo, seed = calls[k]
         if why:
             summary = {"algo": algo.name, "env": algo.bench_env, "seed": seed, "solved": False,
-                       "solved_at_steps": None, "solved_at_s": None, "target": algo.bench_target,
+                       "solved_at_steps": None, "solved_at_s": None, "still_solved": False,
+                       "solved_for_good_at_steps": None, "solved_for_good_at_s": None, "target": algo.bench_target,
                        "error": f"{why} (tried twice)"}
         results[k] = summary
         if log:

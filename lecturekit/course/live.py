@@ -1,18 +1,25 @@
 """Live training demos for the classroom: a learning curve that redraws while training runs, a progress bar with
 steps, return and elapsed time, a Stop button, and the demo's knobs as widgets with a Train button.
 
-    history = live.demo(lambda callback, lr: ppo.train("CartPole-v1", ppo.Config(lr=lr), steps=50_000,
-                                                       target=475, callback=callback),
-                        knobs={"lr": (1e-4, 1e-2, 1e-4)}, total_steps=50_000, target=475, title="PPO")
+    history = live.demo(ppo.train, "CartPole-v1", ppo.Config(), knobs={"lr": (1e-4, 1e-2), "epochs": (1, 20)},
+                        run=Run(steps=50_000, target=475))
 
-The seeded default run happens at once (synchronously, so nbval can assert on the returned History); pressing
-Train reruns with the knobs' values in a background thread, so the kernel stays responsive and Stop works.  Stop
-also works during the default run: its clicks are handled by a kernel subshell (ipykernel 7) while the cell trains.
-Training code reports through the Monitor's callback; this module only draws.
+Every knob is a field of the Config (or an option of the Run, such as `seed`) and starts at the value it has there,
+so a notebook states no default twice; the knob gives only the range.  The seeded default run happens at once
+(synchronously, so nbval can assert on the returned History); pressing Train reruns with the knobs' values in a
+background thread, so the kernel stays responsive and Stop works.  Stop also works during the default run: its
+clicks are handled by a kernel subshell (ipykernel 7) while the cell trains.  Training code reports through the
+Run's callback; this module only draws, and draws no random numbers: a run depends on its Config and Run (its seed)
+only, whatever the notebook does meanwhile.
+
+For training that is not an algorithm's `train(env_id, cfg, run)`, `demo(fn, knobs=..., total_steps=...)` takes
+`fn(callback, **knob_values) -> History` and knobs with their defaults (`knob_widget`).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
+import math
 import threading
 import time
 from typing import Any, Callable
@@ -246,13 +253,89 @@ class Demo:
             self._thread.join(timeout)
 
 
-def demo(train_fn: Callable, knobs: dict | None = None, total_steps: int = 100_000, target: float | None = None,
-         title: str = "", run_default: bool = True):
-    """Show a training demo and (by default) run it once with the knobs' defaults; returns that run's History.
+def _nice_step(lo: float, hi: float) -> float:
+    """A power of ten giving about 100 to 1000 slider positions between lo and hi."""
+    return 10.0 ** math.floor(math.log10((hi - lo) / 100)) if hi > lo else 1.0
 
+
+def field_knob(name: str, spec: Any, value: Any) -> W.Widget:
+    """A widget for a Config field (or Run option) whose current value is `value`:
+    (lo, hi) or (lo, hi, step) -> a slider (integer if the field is), list -> a dropdown of those values,
+    None -> a checkbox for a bool, a text box otherwise; a widget as is."""
+    style = {"description_width": "initial"}
+    if isinstance(spec, W.Widget):
+        return spec
+    if spec is None:
+        return knob_widget(name, value)
+    if isinstance(spec, tuple) and len(spec) in (2, 3):
+        lo, hi = spec[:2]
+        if not lo <= value <= hi:
+            raise ValueError(f"knob '{name}': its value {value!r} is outside the range ({lo}, {hi})")
+        if isinstance(value, int) and not isinstance(value, bool):
+            step = int(spec[2]) if len(spec) == 3 else 1
+            return W.IntSlider(min=int(lo), max=int(hi), step=step, value=value, description=name, style=style,
+                               continuous_update=False)
+        step = spec[2] if len(spec) == 3 else _nice_step(lo, hi)
+        return W.FloatSlider(min=lo, max=hi, step=step, value=value, description=name, style=style,
+                             continuous_update=False, readout_format=".4g")
+    if isinstance(spec, list):
+        options = spec if value in spec else [value, *spec]
+        # (label, value) pairs: ipywidgets would read a tuple value, e.g. hidden sizes (64, 64), as such a pair
+        return W.Dropdown(options=[(str(v), v) for v in options], value=value, description=name, style=style)
+    raise ValueError(f"knob '{name}': give a range (lo, hi), a list of values or None, not {spec!r}")
+
+
+def _algo_name(train: Callable) -> str:
+    name = getattr(train, "__name__", "")
+    return name[len("train_"):] if name.startswith("train_") else train.__module__.rsplit(".", 1)[-1]
+
+
+def config_trainer(train: Callable, env_id: str, cfg: Any, run: Any, knobs: dict) -> tuple[Callable, dict]:
+    """`fn(callback, **knob_values) -> History` that trains with `cfg` and `run` changed by the knobs' values, and
+    the knobs as widgets, each starting at the value its field has in `cfg` (or `run`)."""
+    from lecturekit.algos import call_train
+
+    run_options = {f.name for f in dataclasses.fields(run)} - {"callback"}
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    for name in knobs:
+        if name not in fields and name not in run_options:
+            raise ValueError(f"knob '{name}' is neither a field of {type(cfg).__qualname__} "
+                             f"({', '.join(sorted(fields))}) nor a run option ({', '.join(sorted(run_options))})")
+    widgets = {k: field_knob(k, spec, getattr(cfg if k in fields else run, k)) for k, spec in knobs.items()}
+
+    def fn(callback, **values):
+        def typed(source, k):  # a slider hands back 3.0 for an int field, or 3 for a float one
+            old = getattr(source, k)
+            return type(old)(values[k]) if type(old) in (int, float) else values[k]
+
+        c = dataclasses.replace(cfg, **{k: typed(cfg, k) for k in values if k in fields})
+        r = dataclasses.replace(run, callback=callback, **{k: typed(run, k) for k in values if k not in fields})
+        return call_train(train, env_id, c, r)
+
+    return fn, widgets
+
+
+def demo(train: Callable, env_id: str | None = None, cfg: Any = None, knobs: dict | None = None, run: Any = None, *,
+         title: str = "", run_default: bool = True, total_steps: int | None = None, target: float | None = None):
+    """Show a training demo and (by default) run it once with the knobs at their defaults; returns that History.
+
+    The usual form, `demo(algo.train, env_id, algo.Config(...), knobs={field: range}, run=Run(...))`: the knobs'
+    defaults are the Config's (and the Run's) values, the curve's length and target line the Run's (`target=` draws
+    a line for a run that has no target to stop at).
+    The general form, `demo(fn, knobs={name: spec}, total_steps=..., target=...)`, trains with
+    `fn(callback=..., **knob_values)`; a spec is as `knob_widget` takes it, with its default.
     The Demo object is available as `history.demo` so a notebook can rerun it (`history.demo.run()`).
     """
-    d = Demo(train_fn, knobs or {}, total_steps, target, title)
+    if isinstance(env_id, str):
+        from lecturekit.evaluation import Run
+
+        run = run if run is not None else Run()
+        if cfg is None:
+            raise ValueError("demo(train, env_id, cfg, ...): give the Config whose values the knobs start from")
+        title = title or f"{_algo_name(train)} on {env_id}"
+        train, knobs = config_trainer(train, env_id, cfg, run, knobs or {})
+        total_steps, target = run.steps, run.target if run.target is not None else target
+    d = Demo(train, knobs or {}, total_steps or 100_000, target, title)
     display(d.widget)
     if not run_default:
         return d
@@ -316,10 +399,24 @@ def sweep(runs: dict, steps_per_run: int, target: float | None = None, title: st
     return results
 
 
-def watch(train_fn: Callable, total_steps: int, target: float | None = None, title: str = ""):
-    """One run shown live (curve, progress bar, Stop) without knobs: `train_fn(callback) -> History`."""
+def watch(train: Callable, env_id: str | None = None, cfg: Any = None, run: Any = None, *, title: str = "",
+          total_steps: int | None = None, target: float | None = None):
+    """One run shown live (curve, progress bar, Stop) without knobs.
+
+    `watch(algo.train, env_id, cfg, run)` trains `cfg` under `run` (its callback replaced by the plot's);
+    `watch(fn, total_steps=..., target=..., title=...)` calls `fn(callback) -> History`.
+    """
+    fn = train
+    if env_id is not None:
+        from lecturekit.algos import call_train
+        from lecturekit.evaluation import Run
+
+        run = run if run is not None else Run()
+        title = title or f"{_algo_name(train)} on {env_id}"
+        fn = lambda callback: call_train(train, env_id, cfg, dataclasses.replace(run, callback=callback))  # noqa
+        total_steps, target = run.steps, run.target
     plot = LivePlot(total_steps, target, title)
     display(plot.widget)
-    history = train_fn(plot.callback)
+    history = fn(plot.callback)
     plot.finish(history)
     return history

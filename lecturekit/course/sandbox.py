@@ -59,30 +59,61 @@ NODES_MAX = 2_000_000        # the most values the grader decodes from one messa
 # What each checker blocks while the student's function runs: the function's own reference and what computes the
 # same thing.  A checker without an entry blocks nothing (tests/test_grade_sandbox.py asks for one per checker).
 REFERENCES: dict[str, list[str]] = {
+    # ex00
     "discounted_returns": ["lecturekit.returns.discounted_returns", "lecturekit.returns.bootstrapped_returns",
-                           "lecturekit.returns.gae", "lecturekit.tabular.mdp.discounted_return",
-                           "lecturekit.algos.a2c.nstep_returns"],
+                           "lecturekit.returns.gae", "lecturekit.returns.nstep_returns",
+                           "lecturekit.tabular.mdp.discounted_return"],
+    # ex01
     "softmax_score": ["lecturekit.policies.softmax_score", "lecturekit.tabular.estimators.tabular_softmax_score"],
     "gaussian_log_prob": ["lecturekit.distributions.gaussian_log_prob"],
     "finite_difference_gradient": ["lecturekit.algos.gradient_free.finite_difference_gradient"],
     "cem_update": ["lecturekit.algos.gradient_free.cem_update"],
+    # ex02
     "reinforce_loss": ["lecturekit.algos.reinforce.reinforce_loss"],
     "gaussian_policy_gradient": ["lecturekit.policies.gaussian_score"],
+    "log_derivative_gradient": ["lecturekit.policies.softmax_score"],
+    "score_estimator_moments": ["lecturekit.policies.softmax_score"],
+    "score_gradient_samples": ["lecturekit.tabular.estimators.per_episode_gradients",
+                               "lecturekit.tabular.estimators.score_function_gradient"],
+    "collect_episodes": ["lecturekit.algos.reinforce.collect_episodes"],
+    "reinforce_update": ["lecturekit.algos.reinforce.update"],
+    # ex03
     "bootstrapped_returns": ["lecturekit.returns.bootstrapped_returns", "lecturekit.returns.gae",
-                             "lecturekit.algos.a2c.nstep_returns"],
+                             "lecturekit.returns.nstep_returns"],
     "a2c_loss": ["lecturekit.algos.a2c.a2c_loss"],
+    "a2c_update": ["lecturekit.algos.a2c.update"],
+    # ex04
     "kl_categorical": ["lecturekit.optim.kl_categorical"],
     "conjugate_gradient": ["lecturekit.optim.conjugate_gradient"],
     "trpo_line_search": ["lecturekit.optim.trpo_line_search", "lecturekit.optim.line_search"],
+    "tabular_fisher": ["lecturekit.optim.fisher_matrix_categorical"],
+    "natural_gradient_step": ["lecturekit.optim.max_step_scale", "lecturekit.optim.fisher_matrix_categorical"],
+    "fisher_vector_product": ["lecturekit.optim.fisher_vector_product", "lecturekit.optim.hessian_vector_product"],
+    "trpo_update": ["lecturekit.algos.trpo.update"],
+    # ex05
     "gae": ["lecturekit.returns.gae"],
     "ppo_clip_loss": ["lecturekit.algos.ppo.ppo_clip_loss"],
     "clipping_case": ["lecturekit.algos.ppo.clipping_case", "lecturekit.algos.ppo.clipping_table"],
-    "td3_target": ["lecturekit.offpolicy.clipped_double_q_target"],
+    "n_step_advantage": ["lecturekit.returns.gae", "lecturekit.returns.nstep_returns"],
+    "ppo_update": ["lecturekit.algos.ppo.update"],
+    # ex06
+    "td3_target": ["lecturekit.algos.td3.clipped_double_q_target"],
     "polyak_update": ["lecturekit.offpolicy.polyak_update"],
+    "dpg_actor_loss": ["lecturekit.algos.td3.dpg_actor_loss"],
+    "td3_update": ["lecturekit.algos.td3.update"],
+    # ex07
     "squashed_gaussian_log_prob": ["lecturekit.distributions.squashed_gaussian_log_prob"],
     "sac_critic_target": ["lecturekit.algos.sac.sac_critic_target"],
     "sac_actor_loss": ["lecturekit.algos.sac.sac_actor_loss"],
     "temperature_loss": ["lecturekit.algos.sac.temperature_loss"],
+    "reparameterized_sample": ["lecturekit.distributions.squashed_gaussian_sample"],
+    "tanh_density": ["lecturekit.distributions.tanh_log_abs_det_jacobian",
+                     "lecturekit.distributions.squashed_gaussian_log_prob"],
+    "sac_update": ["lecturekit.algos.sac.update"],
+    # ex08
+    "fixed_reward_to_go": ["lecturekit.returns.discounted_returns", "lecturekit.returns.bootstrapped_returns"],
+    "fixed_policy_loss": ["lecturekit.algos.reinforce.reinforce_loss"],
+    "fixed_critic_loss": ["lecturekit.offpolicy.td_target", "lecturekit.algos.td3.clipped_double_q_target"],
 }
 
 

@@ -6,7 +6,8 @@ lecture order, and links between notebooks that work.  `make html` runs
 NAME selects notebooks by the start of their file name (`00`, `04_reinforce`); by default all of notebooks/ are
 executed and exercises/ rendered as they are (stubs, no outputs; solutions stay out of the site).  Widgets become
 static HTML with the state they ended in (the live demo's final curve, a slider's value and the figure it drew), and
-MathJax is copied from Debian's `libjs-mathjax` when installed, so the site needs no network to build or view.
+MathJax 2.7 is copied into the site from the pip package `jupyter-server-mathjax` (a dependency of the course), so
+the site needs no network to build or view, and no CDN.
 Exit status 1 if a notebook raised during execution (the page is still written, errors shown).
 """
 from __future__ import annotations
@@ -23,9 +24,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MATHJAX_SRC = Path("/usr/share/javascript/mathjax")
-MATHJAX_PARTS = ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "extensions", "jax/input/TeX", "jax/output/CommonHTML",
-                 "jax/element", "fonts/HTML-CSS/TeX/woff", "localization/en")
+# What the pages use of MathJax 2.7: TeX input, HTML-CSS output with the STIX-Web fonts (the ones the package ships)
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+MATHJAX_PARTS = ("MathJax.js", "LICENSE", "config", "extensions", "jax/input/TeX", "jax/output/HTML-CSS",
+                 "jax/element", "fonts/HTML-CSS/STIX-Web/woff", "localization/en")
+MATHJAX_SKIP = ("a11y",)  # the accessibility explorer's 3.7 MB of speech rules, loaded only from MathJax's menu
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -38,7 +41,12 @@ TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block html_head_js_mathjax -%}
-{%- if resources.course_mathjax_url -%}{{ mathjax(resources.course_mathjax_url) }}{%- endif -%}
+{%- if resources.course_mathjax_url -%}
+<script type="text/x-mathjax-config">
+MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null}});
+</script>
+{{ mathjax(resources.course_mathjax_url) }}
+{%- endif -%}
 {%- endblock html_head_js_mathjax -%}
 {% block extra_css %}<style>
 .lk-nav { font-family: system-ui, sans-serif; padding: 8px 16px; border-bottom: 1px solid #ddd; display: flex;
@@ -206,17 +214,29 @@ def render(nb, nav: str, mathjax_url: str | None) -> str:
     return body
 
 
+def mathjax_source() -> Path | None:
+    """MathJax 2.7 as the `jupyter-server-mathjax` package ships it (None if that is not installed)."""
+    try:
+        from importlib.resources import files
+
+        src = Path(str(files("jupyter_server_mathjax") / "static"))
+    except (ImportError, TypeError):
+        return None
+    return src if (src / "MathJax.js").is_file() else None
+
+
 def copy_mathjax(out: Path) -> bool:
-    if not (MATHJAX_SRC / "MathJax.js").exists():
+    """Copy the parts of MathJax the pages use to out/_static/mathjax; False if MathJax is not installed."""
+    src = mathjax_source()
+    if src is None:
         return False
     dest = out / "_static" / "mathjax"
     for part in MATHJAX_PARTS:
-        src = MATHJAX_SRC / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, dirs_exist_ok=True)
-        elif src.exists():
+        if (src / part).is_dir():
+            shutil.copytree(src / part, dest / part, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*MATHJAX_SKIP))
+        elif (src / part).exists():
             (dest / part).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / part)
+            shutil.copy2(src / part, dest / part)
     return True
 
 
@@ -240,7 +260,8 @@ def index_html(lectures: list[dict], exercises: list[dict], built: str, math: bo
                        f'<div class="blurb">{html.escape(it["blurb"])}</div></li>')
         return "\n".join(out)
 
-    note = "" if math else "<p class='secs'>(MathJax not installed when this was built: formulas show as TeX.)</p>"
+    note = ("" if math else "<p class='secs'>(MathJax, the pip package jupyter-server-mathjax, was not installed "
+                             "when this was built: formulas show as TeX.)</p>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1.0">
 <title>Policy gradients: the course</title>
@@ -322,7 +343,7 @@ def build(out: Path, names: list[str] | None = None, jobs: int = 2, run: bool = 
             rewrite_links(nb)
             prev = (f"{items[k - 1]['stem']}.html", items[k - 1]["title"]) if k > 0 else None
             nxt = (f"{items[k + 1]['stem']}.html", items[k + 1]["title"]) if k + 1 < len(items) else None
-            mj = "../_static/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe" if math else None
+            mj = f"../_static/mathjax/MathJax.js?config={MATHJAX_CONFIG}" if math else None
             (out / folder / f"{it['stem']}.html").write_text(render(nb, _nav(prev, nxt, "../"), mj))
         pages[folder] = items
     built = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -350,7 +371,7 @@ def main(argv=None) -> int:
     for link in res["broken_links"]:
         log(f"warning: broken link {link}")
     if not res["mathjax"]:
-        log("note: MathJax not found (apt-get install libjs-mathjax): formulas will show as TeX")
+        log("note: MathJax not found (pip install jupyter-server-mathjax==0.2.6): formulas will show as TeX")
     index = Path(args.out).resolve() / "index.html"
     log(f"wrote {res['pages']} pages in {time.perf_counter() - t0:.0f} s: file://{index}")
     return 1 if res["errors"] else 0

@@ -40,6 +40,25 @@ def make_vec(env_id: str, n: int, seed: int | None = None, **kwargs) -> gym.vect
     return envs
 
 
+def bounded_box(space: gym.Space) -> bool:
+    """True for a Box action space whose bounds are all finite (its actions can be rescaled to [-1, 1])."""
+    return isinstance(space, gym.spaces.Box) and bool(np.all(np.isfinite(space.low)) & np.all(np.isfinite(space.high)))
+
+
+def from_unit(u: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Map actions u in [-1, 1] units affinely onto [low, high] (u = -1 -> low, u = 1 -> high), clipped to the box."""
+    return np.clip(low + (np.asarray(u) + 1.0) * 0.5 * (high - low), low, high)
+
+
+def make_unit_vec(env_id: str, n: int) -> gym.vector.VectorEnv:
+    """`make_vec(env_id, n)`; a bounded Box action space is rescaled to [-1, 1], so that one Gaussian policy (mean
+    near 0, std near 1) fits any bounded Box.  Evaluate the policy with `from_unit` on the unwrapped action space."""
+    envs = make_vec(env_id, n)
+    if bounded_box(envs.single_action_space):
+        envs = gym.wrappers.vector.RescaleAction(envs, np.float32(-1.0), np.float32(1.0))
+    return envs
+
+
 def obs_to_float(obs) -> np.ndarray:
     """Observations as float32 (what the networks take)."""
     return np.asarray(obs, dtype=np.float32)
@@ -48,7 +67,8 @@ def obs_to_float(obs) -> np.ndarray:
 # The course's own environments (lecture part 2, applications). Importing lecturekit.envs registers them.
 def _register_course_envs() -> None:
     for env_id, entry in [("lecturekit/DynamicPricing-v0", "lecturekit.envs.pricing:DynamicPricingEnv"),
-                          ("lecturekit/InventoryControl-v0", "lecturekit.envs.inventory:InventoryControlEnv")]:
+                          ("lecturekit/InventoryControl-v0", "lecturekit.envs.inventory:InventoryControlEnv"),
+                          ("lecturekit/PrecisionBandit-v0", "lecturekit.envs.bandit:PrecisionBandit")]:
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry)
     if "lecturekit/CliffWalkingOneHot-v0" not in gym.registry:

@@ -8,7 +8,17 @@ policy, never the transition probabilities. With discounting, R(tau) = sum_t gam
 expectation is J); the reward-to-go form weights grad log pi(a_t|s_t) by sum_{k >= t} gamma^k r_k only (dropping
 the past rewards, which have zero mean against later scores: still unbiased, less variance).
 
-Episodes are (states (T,), actions (T,), rewards (T,)) tuples as returned by `TabularMDP.sample_episodes`.
+Baselines (lecture: "Variance Reduction By Baseline"): in the reward-to-go form, any b(s_t) that does not depend on
+a_t may be subtracted,
+
+    grad J = E[ sum_t gamma^t grad log pi(a_t|s_t) (G_t - b(s_t)) ],
+
+because E_{a ~ pi(.|s)}[grad log pi(a|s)] = sum_a grad pi(a|s) = grad 1 = 0: the baseline changes the variance of the
+estimate, not its mean.  Here b is a constant or a table b[s] (e.g. the exact V_pi, or `monte_carlo_values`).
+
+Episodes are (states (T,), actions (T,), rewards (T,)) tuples (`mdp.Episode`) as returned by
+`TabularMDP.sample_episodes`; the policy is the tabular softmax pi(a|s) = softmax(theta[s]).  Shapes: theta (S, A);
+per-episode gradients (n, S, A).
 """
 from __future__ import annotations
 
@@ -18,7 +28,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-Episode = tuple[np.ndarray, np.ndarray, np.ndarray]
+from lecturekit.returns import discounted_returns
+from lecturekit.tabular.mdp import Episode
+
+
+def _np(theta) -> np.ndarray:
+    return theta.detach().double().numpy() if isinstance(theta, Tensor) else np.asarray(theta, dtype=np.float64)
+
+
+def _softmax(theta: np.ndarray) -> np.ndarray:
+    pi = np.exp(theta - theta.max(-1, keepdims=True))
+    return pi / pi.sum(-1, keepdims=True)
 
 
 def _weights(rewards: np.ndarray, gamma: float, reward_to_go: bool) -> np.ndarray:
@@ -34,9 +54,8 @@ def tabular_softmax_score(theta, states: np.ndarray, actions: np.ndarray) -> np.
 
     Shapes: theta (S, A), states, actions (T,) -> (T, S, A).
     """
-    theta = theta.detach().double().numpy() if isinstance(theta, Tensor) else np.asarray(theta, dtype=np.float64)
-    pi = np.exp(theta - theta.max(-1, keepdims=True))
-    pi /= pi.sum(-1, keepdims=True)
+    theta = _np(theta)
+    pi = _softmax(theta)
     states, actions = np.asarray(states), np.asarray(actions)
     score = np.zeros((len(states), *theta.shape))
     t = np.arange(len(states))
@@ -45,12 +64,19 @@ def tabular_softmax_score(theta, states: np.ndarray, actions: np.ndarray) -> np.
     return score
 
 
-def per_episode_gradients(theta, episodes: Sequence[Episode], gamma: float, reward_to_go: bool = False) -> np.ndarray:
+def per_episode_gradients(theta, episodes: Sequence[Episode], gamma: float, reward_to_go: bool = False,
+                          baseline=0.0) -> np.ndarray:
     """One score-function gradient sample per episode, g_i = sum_t grad log pi(a_t|s_t) w_t, for a tabular softmax.
 
-    Their mean is the estimate; their spread gives its standard error.  Shape (n, S, A).
+    w_t = R(tau), or with reward_to_go sum_{k >= t} gamma^k r_k - gamma^t b(s_t) = gamma^t (G_t - b(s_t)); the
+    baseline (a number, or an array (S,) with b[s]) needs reward_to_go.  grad log pi(a|s) is e_a - pi(.|s) in row s
+    (zero elsewhere).  Their mean is the estimate; their spread gives its standard error.  Shape (n, S, A).
     """
-    theta = theta.detach().double().numpy() if isinstance(theta, Tensor) else np.asarray(theta, dtype=np.float64)
+    theta = _np(theta)
+    S = theta.shape[0]
+    b = np.broadcast_to(np.asarray(baseline, dtype=np.float64), (S,))
+    if b.any() and not reward_to_go:
+        raise ValueError("a baseline b(s_t) needs reward_to_go=True (it is subtracted from the returns-to-go)")
     out = np.zeros((len(episodes), *theta.shape))
     if not episodes:
         return out
@@ -59,9 +85,9 @@ def per_episode_gradients(theta, episodes: Sequence[Episode], gamma: float, rewa
     ep = np.repeat(np.arange(len(episodes)), lengths)
     s = np.concatenate([e[0] for e in episodes]).astype(int)
     a = np.concatenate([e[1] for e in episodes]).astype(int)
-    w = np.concatenate([_weights(e[2], gamma, reward_to_go) for e in episodes])
-    pi = np.exp(theta - theta.max(-1, keepdims=True))
-    pi /= pi.sum(-1, keepdims=True)
+    t = np.concatenate([np.arange(n) for n in lengths])
+    w = np.concatenate([_weights(e[2], gamma, reward_to_go) for e in episodes]) - gamma ** t * b[s]
+    pi = _softmax(theta)
     np.add.at(out, (ep, s), -w[:, None] * pi[s])
     np.add.at(out, (ep, s, a), w)
     return out
@@ -90,3 +116,41 @@ def surrogate_gradient(log_prob: Callable[[Tensor, Tensor], Tensor], params: Seq
         logp = log_prob(torch.as_tensor(states), torch.as_tensor(actions))
         total = total + (logp.double() * w).sum()
     return list(torch.autograd.grad(total / len(episodes), list(params)))
+
+
+# --- baselines and how good an estimate is ---------------------------------------------------------------------
+def monte_carlo_values(episodes: Sequence[Episode], gamma: float, n_states: int, default: float = 0.0) -> np.ndarray:
+    """A learned state-value baseline: the average return-to-go G_t observed from each state (every visit).
+
+    This is the least-squares fit of b[s] to the sampled G_t with one-hot state features.  States never visited
+    get `default`.  Returns (S,).
+    """
+    total, count = np.zeros(n_states), np.zeros(n_states)
+    for states, _, rewards in episodes:
+        np.add.at(total, np.asarray(states, dtype=int), discounted_returns(rewards, gamma))
+        np.add.at(count, np.asarray(states, dtype=int), 1.0)
+    return np.where(count > 0, total / np.maximum(count, 1.0), default)
+
+
+def mean_return_to_go(episodes: Sequence[Episode], gamma: float) -> float:
+    """A constant baseline: the average G_t over every step of the given episodes."""
+    return float(np.mean(np.concatenate([discounted_returns(r, gamma) for _, _, r in episodes])))
+
+
+def estimator_stats(samples: np.ndarray, exact) -> dict:
+    """How good the estimate (mean of `samples`) is, with per-episode samples (n, ...) and the exact gradient.
+
+    Returns {'variance': total variance of one episode's sample (sum over entries), 'bias_z': the largest
+    |mean - exact| / standard error over entries (about N(0, 1) per entry when unbiased),
+    'error': ||mean - exact||, 'rel_error': ||mean - exact|| / ||exact||}.
+    """
+    exact = _np(exact)
+    n = samples.shape[0]
+    mean = samples.mean(0)
+    sd = samples.std(0, ddof=1)
+    live = sd > 0
+    diff = mean - exact
+    return {"variance": float(samples.var(0, ddof=1).sum()),
+            "bias_z": float(np.max(np.abs(diff[live]) / (sd[live] / np.sqrt(n)))) if live.any() else 0.0,
+            "error": float(np.linalg.norm(diff)),
+            "rel_error": float(np.linalg.norm(diff) / np.linalg.norm(exact))}

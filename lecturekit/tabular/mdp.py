@@ -156,6 +156,42 @@ class TabularMDP:
         """J* = sum_s mu0(s) V*(s), the best return any policy can reach."""
         return float(self.mu0 @ self.optimal_values())
 
+    def optimal_q_values(self) -> np.ndarray:
+        """Q*(s, a) = r(s, a) + gamma sum_s' P(s'|s, a) V*(s'); 0 in terminal states.  Shape (S, A)."""
+        P, R, _ = (x.numpy() for x in self._model())
+        return R + self.gamma * P @ self.optimal_values()
+
+    # ------------------------------------------------------------------ entropy-regularised (soft) optimum
+    def soft_J(self, theta, alpha: float) -> Tensor:
+        """J_alpha(theta) = E[sum_t gamma^t (r_t + alpha H(pi(.|s_t)))] = mu0 . (I - gamma P_pi)^{-1} (r_pi + alpha H_pi),
+        exact and differentiable in theta.  Lecture: "Entropy regularisation" (SAC)."""
+        _, R, live = self._model()
+        pi = self.policy(theta)
+        entropy = -(pi * torch.log_softmax(self._theta(theta), -1)).sum(-1)
+        r_soft = ((pi * R).sum(-1) + alpha * entropy) * live
+        eye = torch.eye(self.n_states, dtype=torch.float64)
+        return torch.as_tensor(self.mu0) @ torch.linalg.solve(eye - self.gamma * self.transition_matrix(theta), r_soft)
+
+    def soft_q_values(self, alpha: float, tol: float = 1e-12, max_iter: int = 100_000) -> np.ndarray:
+        """Q*_alpha by soft value iteration: V(s) <- alpha log sum_a exp(Q(s, a) / alpha) with
+        Q(s, a) = r(s, a) + gamma sum_s' P(s'|s, a) V(s') (terminal states worth 0).  Shape (S, A).
+
+        The optimal policy of J_alpha is softmax(Q*_alpha(s, .) / alpha); as alpha -> 0 the backup becomes the max of
+        value iteration (`optimal_values`).  Computed with a shifted log-sum-exp, so small alphas do not overflow.
+        """
+        if alpha <= 0:
+            raise ValueError(f"alpha must be > 0 (alpha = 0 is `optimal_q_values`), got {alpha}")
+        P, R, live = (x.numpy() for x in self._model())
+        V = np.zeros(self.n_states)
+        for _ in range(max_iter):
+            Q = R + self.gamma * P @ V
+            m = Q.max(-1)
+            V_new = (m + alpha * np.log(np.exp((Q - m[:, None]) / alpha).sum(-1))) * live
+            if np.max(np.abs(V_new - V)) < tol:
+                return R + self.gamma * P @ V_new
+            V = V_new
+        raise RuntimeError("soft value iteration did not converge")
+
     # ------------------------------------------------------------------ sampling: the only door from the model to data
     def sample_episodes(self, theta, n: int, rng: np.random.Generator, max_steps: int = 10_000) -> list[Episode]:
         """Run n episodes of pi_theta from s0 ~ mu0 until a terminal state; rewards are r(s_t, a_t).

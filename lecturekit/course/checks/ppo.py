@@ -331,3 +331,195 @@ def check_n_step_advantage(fn) -> None:
                        hint="A_t^(n) = sum_{l < m} gamma^l r_{t+l} + gamma^m V_{t+m} - V_t, m = min(n, T - t), "
                             "V_T = last_value.")
     c.passed(f"{len(cases)} rollouts, n from 1 to beyond the rollout, compared with the sum of TD errors")
+
+
+# --- ppo_update (build-it): the whole PPO update ---------------------------------------------------------------------
+PPO_UPDATE_KEYS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
+PPO_BUDGET, PPO_SEEDS = 50_000, (0, 1)  # layer 3: CartPole-v1 475 within this many env steps on one of these seeds
+
+
+def _ppo_variant(model, opt, ro, cfg, gen, bug: str | None = None) -> dict:
+    """The PPO update written out step by step (independently of `lecturekit.algos.ppo`), with one bug if asked."""
+    import math
+
+    adv_tn, ret_tn = ro.advantages(cfg.gamma, cfg.gae_lambda)
+    if bug in ("trunc_as_term", "autoreset_as_step"):  # GAE with the episode ends read wrongly
+        v = ro.values.double().numpy()
+        if bug == "trunc_as_term":
+            r, d = np.where(ro.valid, ro.rewards, v), np.where(ro.valid, ro.terminated | ro.truncated, True)
+        else:
+            r, d = ro.rewards, ro.terminated
+        a = gae(r, v, d, ro.last_value, cfg.gamma, cfg.gae_lambda)
+        adv_tn, ret_tn = torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(a + v, dtype=torch.float32)
+    if bug == "ret_is_adv":
+        ret_tn = adv_tn
+    m = torch.ones(ro.valid.shape, dtype=torch.bool) if bug == "no_mask" else torch.as_tensor(ro.valid)
+    if bug == "env_major":  # the valid steps flattened environment by environment instead of time step by time step
+        pick = lambda x: x.transpose(0, 1)[m.T]  # noqa: E731
+    else:
+        pick = lambda x: x[m]  # noqa: E731
+    obs, act, logp_old, adv, ret = (pick(x) for x in (ro.obs, ro.actions, ro.logp, adv_tn, ret_tn))
+    if bug == "logp_old_current":
+        with torch.no_grad():
+            logp_old = model.log_prob(obs, act)
+    if bug == "normalize_batch":
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    n = len(obs)
+    size = n // cfg.minibatches if bug == "floor_size" else math.ceil(n / cfg.minibatches)
+    fixed = torch.randperm(n, generator=gen) if bug == "one_perm" else None
+    for _ in range(1 if bug == "one_epoch" else cfg.epochs):
+        perm = fixed if fixed is not None else torch.randperm(n) if bug == "global_rng" else \
+            torch.randperm(n, generator=gen)
+        stats = []
+        for idx in perm.split(size):
+            a = adv[idx]
+            if cfg.normalize_adv and bug not in ("no_normalize", "normalize_batch"):
+                a = (a - a.mean()) / (a.std(unbiased=bug != "population_std") + 1e-8)
+            logp, ent = model.log_prob(obs[idx], act[idx]), model.entropy(obs[idx]).mean()
+            v = model.value(obs[idx])
+            old = model.log_prob(obs[idx], act[idx]) if bug == "logp_old_grad" else logp_old[idx]
+            log_ratio = logp - old
+            ratio = torch.exp(-log_ratio if bug == "ratio_inverted" else log_ratio)
+            clipped = torch.clamp(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * a
+            surr = clipped if bug == "no_min" else torch.max(ratio * a, clipped) if bug == "max" else \
+                torch.min(ratio * a, clipped)
+            pi_l = -surr.mean()
+            target = adv_tn[m][idx] + model.value(obs[idx]) if bug == "ret_with_grad" else ret[idx]
+            v_l = (v - target).pow(2).mean()
+            c_h = -cfg.entropy_coef if bug == "ent_sign" else cfg.entropy_coef
+            loss = pi_l + (1.0 if bug == "no_value_coef" else cfg.value_coef) * v_l - c_h * ent
+            if bug != "no_zero_grad":
+                opt.zero_grad()
+            loss.backward()
+            if cfg.max_grad_norm and bug != "no_clip":
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            opt.step()
+            with torch.no_grad():
+                lr_ = log_ratio.detach()
+                kl = (-lr_).mean() if bug == "kl_k1" else ((lr_.exp() - 1) - lr_).mean()
+                cf = ((lr_.exp() - 1).abs() > cfg.clip_eps).float().mean()
+            stats.append((pi_l.item(), v_l.item(), ent.item(), kl.item(), cf.item()))
+    return dict(zip(PPO_UPDATE_KEYS, (float(np.mean(col)) for col in zip(*stats))))
+
+
+PPO_MISTAKES = {
+    "no_zero_grad": "the gradients of the previous minibatch were still in .grad: call opt.zero_grad() before every "
+                    "loss.backward() (backward adds to .grad).",
+    "global_rng": "draw the minibatch order from the generator you are given: torch.randperm(n, generator=gen) (the "
+                  "global generator makes runs unrepeatable and the check cannot follow your minibatches).",
+    "one_perm": "reshuffle every epoch: draw a new torch.randperm(n, generator=gen) at the start of each epoch, not "
+                "one permutation for all of them.",
+    "floor_size": "the minibatch size is ceil(n / cfg.minibatches) (math.ceil), so that an epoch has exactly "
+                  "cfg.minibatches minibatches; n // minibatches leaves a small extra minibatch.",
+    "one_epoch": "do cfg.epochs passes over the rollout, each split into minibatches.",
+    "env_major": "flatten the valid steps in the order of ro.obs[ro.valid] (time step by time step), so that the "
+                 "permutation picks the same steps as the reference's.",
+    "no_mask": "the autoreset steps (valid == False) are in your minibatches: keep only ro.valid steps.",
+    "normalize_batch": "normalise the advantages per minibatch (mean and std of the minibatch's advantages), not once "
+                       "over the whole rollout.",
+    "no_normalize": "cfg.normalize_adv is True: standardise each minibatch's advantages, (A - mean) / (std + 1e-8).",
+    "logp_old_grad": "the old log-probabilities carry gradient: you recomputed them with the current network, so the "
+                     "ratio is always 1 and its gradient 0. Use the rollout's ro.logp (the policy that collected the "
+                     "data, a constant).",
+    "logp_old_current": "the old log-probabilities must be those of the policy that collected the data (ro.logp), not "
+                        "the current network's at the start of the update.",
+    "ratio_inverted": "the ratio is pi_theta / pi_old = exp(logp - logp_old), not exp(logp_old - logp).",
+    "no_min": "the clipped surrogate is min(r A, clip(r, 1 - eps, 1 + eps) A): the min with the unclipped term is "
+              "missing (clipping alone also removes the penalty for moving the wrong way).",
+    "max": "take the min of the two terms, not the max: PPO's objective is a pessimistic (lower) bound.",
+    "trunc_as_term": "a truncated episode (time limit) was treated as terminated in GAE: its last TD error must "
+                     "bootstrap from V(final observation), the value stored on the autoreset step after it; only "
+                     "`terminated` cuts the sums.",
+    "autoreset_as_step": "an autoreset step (valid == False) was treated as an ordinary step in GAE, so the next "
+                         "episode leaked into the one before it: give that step the 'reward' V(final observation) "
+                         "(its stored value) and mark it terminal, as exercise 03 does.",
+    "ret_is_adv": "the value target is A_t + V(s_t) (the second tensor ro.advantages returns), not the advantage.",
+    "ret_with_grad": "the value target carries gradient: it must be the constant A + V_old with the values stored "
+                     "in the rollout (ro.advantages' second tensor); with the current critic inside the target, "
+                     "(V - (A + V))^2 = A^2 does not train the critic at all.",
+    "no_value_coef": "the critic's term is weighted by cfg.value_coef: loss = policy_loss + value_coef * value_loss "
+                     "- entropy_coef * entropy.",
+    "ent_sign": "the entropy bonus has the wrong sign: subtract entropy_coef * mean(H) from the loss.",
+    "no_clip": "the gradient was not clipped: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm) "
+               "between backward() and step().",
+    "kl_k1": "approx_kl is mean((r - 1) - log r), which is never negative; mean(logp_old - logp) is an unbiased but "
+             "noisy estimate that can be negative.",
+}
+
+PPO_GROUP_HINTS = {
+    "critic": "The critic's gradient comes from value_coef * mean((V(s) - R)^2) on each minibatch, R = A + V_old "
+              "from ro.advantages: check the value target and the value loss.",
+    "actor": "The actor's gradient comes from the clipped surrogate -mean(min(r A, clip(r) A)) - entropy_coef * "
+             "mean(H): check the ratio r = exp(logp - ro.logp), the advantages (standardised per minibatch), the "
+             "clipping and the entropy term.",
+    "steps": "PPO takes cfg.epochs x cfg.minibatches optimizer steps per rollout (one per minibatch).",
+    "scale": "look for a factor: value_coef, a mean vs a sum, or the gradient clipping (the global norm of all "
+             "parameters, to cfg.max_grad_norm).",
+}
+
+PPO_STAT_HINTS = {
+    "approx_kl": "approx_kl is mean((r - 1) - log r) over each minibatch (r from the log-probs of its forward pass, "
+                 "before the step), averaged over the last epoch's minibatches.",
+    "clip_frac": "clip_frac is the fraction of steps with |r - 1| > clip_eps in each minibatch, averaged over the "
+                 "last epoch's minibatches.",
+    "policy_loss": "policy_loss is -mean(min(r A, clip(r) A)) per minibatch, averaged over the last epoch.",
+    "value_loss": "value_loss is mean((V(s) - R)^2) per minibatch (without value_coef), averaged over the last epoch.",
+    "entropy": "entropy is the minibatch's mean entropy, averaged over the last epoch's minibatches.",
+}
+
+
+def _ppo_trial(cfg, seed: int):
+    from lecturekit.course.updatecheck import Trial, cartpole_spaces, synthetic_rollout, warm_up
+    from lecturekit.nets import ActorCritic
+
+    def make():
+        model = ActorCritic(*cartpole_spaces(), hidden=(32, 32), generator=torch.Generator().manual_seed(seed))
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        warm_up([opt], seed)
+        ro = synthetic_rollout(model, cfg.n_steps, cfg.n_envs, seed, logp_noise=0.3)
+        gen = torch.Generator().manual_seed(100 + seed)
+        return Trial(args=(model, opt, ro, cfg, gen), groups={"actor": model.pi, "critic": model.v},
+                     optimizers={"opt": opt}, inputs={"ro": ro})
+
+    return make
+
+
+def _ppo_config(**kw):
+    from lecturekit.algos import ppo
+
+    return ppo.Config(**kw)
+
+
+@checker("ppo_update")
+def check_ppo_update(fn, train: bool = True) -> None:
+    """Check `fn(model, opt, ro, cfg, gen) -> dict`, the whole PPO update, in three layers: one update (epochs of
+    minibatches) on fixed rollouts matches the reference (`lecturekit.algos.ppo.update`) within a relative 1e-4 on
+    every gradient, parameter change and Adam state; the known silent bugs are named; and with `train=True` it trains
+    CartPole-v1 to 475 through `ppo.train(..., update=fn)` within PPO_BUDGET steps on one of PPO_SEEDS."""
+    from functools import partial
+
+    from lecturekit.algos import ppo
+    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with, trained
+    from lecturekit.evaluation import Run
+
+    c = Check("ppo_update")
+    mistakes = [Mistake(k, partial(_ppo_variant, bug=k), h) for k, h in PPO_MISTAKES.items()]
+    accepted = [partial(_ppo_variant, bug="population_std")]  # std without Bessel's correction: as good
+    trials = [
+        ("one update (3 epochs x 4 minibatches) on a rollout of T=16 steps in N=4 CartPole copies, stored log-probs "
+         "of an older policy", _ppo_config(n_envs=4, n_steps=16, epochs=3, minibatches=4, lr=5e-3, entropy_coef=0.01),
+         1),
+        ("one update with normalize_adv=False, max_grad_norm=0 (no clipping), clip_eps=0.1, 2 epochs x 3 minibatches",
+         _ppo_config(n_envs=5, n_steps=8, epochs=2, minibatches=3, lr=3e-3, entropy_coef=0.0, clip_eps=0.1,
+                     normalize_adv=False, max_grad_norm=0.0), 2),
+    ]
+    for case, cfg, seed in trials:
+        check_update(c, fn, ppo.update, _ppo_trial(cfg, seed), case=case, mistakes=mistakes, accepted=accepted,
+                     stats_keys=PPO_UPDATE_KEYS, group_hints=PPO_GROUP_HINTS, stat_hints=PPO_STAT_HINTS)
+    summary = f"{len(trials)} one-update checks, {len(mistakes)} known mistakes ruled out"
+    if train:
+        run = lambda s: Run(steps=PPO_BUDGET, seed=s, target=475.0, eval_every=2048)  # noqa: E731
+        result = check_training(c, lambda s: train_with(ppo, "CartPole-v1", ppo.Config(), run(s), fn),
+                                seeds=PPO_SEEDS, budget=PPO_BUDGET, target=475.0, task="CartPole-v1")
+        summary += "; " + trained(result)
+    c.passed(summary)

@@ -335,8 +335,11 @@ def _tabular_cases() -> list:
 
 @checker("score_gradient_samples")
 def check_score_gradient_samples(fn) -> None:
-    """Check `fn(theta, episodes, gamma, baseline)` -> (n, S, A) against `lecturekit.tabular.baselines`."""
-    from lecturekit.tabular.baselines import per_episode_gradients
+    """Check `fn(theta, episodes, gamma, baseline)` -> (n, S, A) against `lecturekit.tabular.estimators`."""
+    from lecturekit.tabular.estimators import per_episode_gradients as reference
+
+    def per_episode_gradients(theta, episodes, gamma, baseline):
+        return reference(theta, episodes, gamma, reward_to_go=True, baseline=baseline)
 
     c = Check("score_gradient_samples")
     cases = _tabular_cases()
@@ -347,3 +350,344 @@ def check_score_gradient_samples(fn) -> None:
                        hint="episode i's sample is sum_t gamma^t (G_t - b(s_t)) (e_{a_t} - pi(.|s_t)), placed in row "
                             "s_t of an (S, A) array.")
     c.passed(f"{len(cases)} cases: 1 to 40 episodes, no, constant and per-state baselines")
+
+
+# ------------------------------------------------------------------------------------------ collect_episodes (build-it)
+COLLECT_FIELDS = ("obs", "actions", "rewards", "valid", "ends")
+
+
+def _collect_variant(envs, policy, bufs, t_max, bug: str | None = None):
+    """Episode collection written out (independently of `lecturekit.algos.reinforce`), with one bug if asked."""
+    from lecturekit.algos.reinforce import Batch
+
+    n = envs.num_envs
+    obs, _ = envs.reset()
+    alive = np.ones(n, dtype=bool)
+    rows = {k: [] for k in COLLECT_FIELDS}
+    for t in range(t_max):
+        u = policy.sample(np.asarray(obs, dtype=np.float32))
+        next_obs, r, term, trunc, _ = envs.step(policy.to_env(u))
+        done = alive & (term | trunc) if bug == "no_tmax_end" else alive & (term | trunc | (t == t_max - 1))
+        rows["obs"].append(np.asarray(next_obs if bug == "next_obs" else obs, dtype=np.float32))
+        rows["actions"].append(u)
+        rows["rewards"].append(r.astype(np.float32) if bug == "rewards_after_end" else np.where(alive, r, 0.0))
+        rows["ends"].append(done | bufs["ends"][t] if bug == "no_clear" else done)
+        if bug == "no_clear":  # only the running copies' entries written: the others keep the previous batch's
+            rows["rewards"][-1] = np.where(alive, r, bufs["rewards"][t])
+            rows["valid"].append(alive | bufs["valid"][t])
+            alive = alive & ~done
+        elif bug == "valid_after_update":
+            alive = alive & ~done
+            rows["valid"].append(alive.copy())
+        else:
+            rows["valid"].append(alive.copy())
+            alive = alive & ~done
+        obs = next_obs
+        if (alive.all() is False or not alive.all()) if bug == "stop_at_first" else not alive.any():
+            break
+    arrays = {k: np.stack(v) for k, v in rows.items()}
+    if bug == "untrimmed":
+        for k, v in arrays.items():
+            pad = np.zeros((t_max - len(v), *v.shape[1:]), v.dtype)
+            arrays[k] = np.concatenate([v, pad])
+    return Batch(arrays["obs"].astype(np.float32), arrays["actions"], arrays["rewards"].astype(np.float32),
+                 arrays["valid"].astype(bool), arrays["ends"].astype(bool))
+
+
+COLLECT_MISTAKES = {
+    "valid_after_update": "off by one: mark step t valid *before* removing the episodes that end at t (the last step "
+                          "of an episode belongs to it: valid[t] = alive, then alive &= ~done).",
+    "rewards_after_end": "rewards of copies whose episode has already ended must be 0: those steps belong to no "
+                         "episode of the batch (rewards[t] = np.where(alive, r, 0)).",
+    "no_tmax_end": "an episode still running at t = t_max - 1 ends there: mark ends[t_max - 1] for it (the batch "
+                   "holds complete episodes, cut at t_max).",
+    "stop_at_first": "keep stepping until *every* copy has finished its episode (while alive.any()), not until the "
+                     "first one finishes.",
+    "next_obs": "store the observation the action was chosen from (obs before the step), not the one after it.",
+    "no_clear": "the buffers still hold the previous batch: write every entry of row t (0 / False for the copies "
+                "whose episode has ended), not only those of the running copies.",
+    "untrimmed": "return only the T steps you ran (bufs[...][:t]), not all t_max rows of the buffers.",
+}
+
+
+def _collect_case(N: int, t_max: int, seed: int, garbage: bool):
+    """Fresh identical (envs, policy, bufs) for one case: CartPole copies reset with seeds seed, seed + 1, ...; a
+    random softmax policy sampling from its own generator; buffers full of garbage if `garbage` (a previous batch)."""
+    from lecturekit.algos import reinforce as R
+    from lecturekit.envs import make_vec
+
+    envs = make_vec("CartPole-v1", N, seed)
+    cfg = R.Config(hidden=(16,))
+    model = R.make_model(envs.single_observation_space, envs.single_action_space, cfg,
+                         torch.Generator().manual_seed(seed))
+    with torch.no_grad():  # a policy that prefers one side in some states: episodes of quite different lengths
+        model.pi[-1].weight.normal_(0.0, 2.0, generator=torch.Generator().manual_seed(seed + 1))
+    policy = R.Policy(model, envs.single_action_space, torch.Generator().manual_seed(seed + 2))
+    bufs = R.episode_buffers(envs, t_max)
+    if garbage:
+        rng = np.random.default_rng(seed)
+        for k, v in bufs.items():
+            v[...] = rng.random(v.shape) < 0.5 if v.dtype == bool else rng.integers(0, 2, v.shape).astype(v.dtype)
+    return envs, policy, bufs
+
+
+@checker("collect_episodes")
+def check_collect_episodes(fn) -> None:
+    """Check `fn(envs, policy, bufs, t_max) -> Batch` against the reference collection on identical seeded copies of
+    CartPole and of a policy that samples from its own generator: every field (obs, actions, rewards, valid, ends)
+    must be equal, including when t_max cuts episodes and when the buffers hold a previous batch."""
+    from lecturekit.algos import reinforce as R
+
+    c = Check("collect_episodes")
+    cases = [(4, 500, 0, False), (6, 12, 1, False), (5, 30, 2, True), (8, 500, 3, True)]
+    for N, t_max, seed, garbage in cases:
+        case = (f"N={N} CartPole copies, t_max={t_max}" + (" (cuts episodes)" if t_max < 100 else "") +
+                (", buffers still holding a previous batch" if garbage else ""))
+        envs, policy, bufs = _collect_case(N, t_max, seed, garbage)
+        ref = R.collect_episodes(envs, policy, bufs, t_max)
+        ref = {k: np.array(getattr(ref, k)) for k in COLLECT_FIELDS}
+        envs.close()
+        envs, policy, bufs = _collect_case(N, t_max, seed, garbage)
+        got = c.call(fn, envs, policy, bufs, t_max, case=case, check_inputs=False)
+        envs.close()
+        c._not_none(got, case)
+        missing = [k for k in COLLECT_FIELDS if not hasattr(got, k)]
+        if missing:
+            c.fail(case, expected="a Batch(obs, actions, rewards, valid, ends)", got=got,
+                   hint="return reinforce.Batch(obs, actions, rewards, valid, ends) built from the buffers.")
+        got = {k: np.asarray(getattr(got, k)) for k in COLLECT_FIELDS}
+        bad = _first_field_difference(got, ref)
+        if bad is None:
+            continue
+        for bug, hint in COLLECT_MISTAKES.items():
+            envs, policy, bufs = _collect_case(N, t_max, seed, garbage)
+            out = _collect_variant(envs, policy, bufs, t_max, bug)
+            envs.close()
+            if _first_field_difference(got, {k: np.asarray(getattr(out, k)) for k in COLLECT_FIELDS}) is None:
+                c.fail(case, expected=f"{bad[0]}: {describe(ref[bad[0]])}", got=describe(got[bad[0]]), hint=hint)
+        field_hints = {
+            "obs": "obs[t] is the observation the action of step t was chosen from.",
+            "actions": "sample with policy.sample(obs) once per step (it draws from the policy's own generator: "
+                       "do not sample any other way or an extra time), and store those network actions.",
+            "rewards": "rewards[t, i] is the reward of step t for copies still in their episode, 0 afterwards.",
+            "valid": "valid[t, i] is True while copy i's episode is running, including its last step.",
+            "ends": "ends[t, i] is True only on the last step of copy i's episode (terminated, truncated or cut at "
+                    "t_max - 1).",
+        }
+        c.fail(case, expected=f"{bad[0]}: {describe(ref[bad[0]])}", got=f"{describe(got[bad[0]])}; {bad[1]}",
+               hint=field_hints[bad[0]])
+    c.passed(f"{len(cases)} batches of 4 to 8 episodes, cut by t_max or not, reused buffers")
+
+
+def _first_field_difference(got: dict, ref: dict):
+    """(field, description) of the first difference: values on the rows both have (field by field, earliest row
+    first, so that a different action is named before the episodes it changed), then the number of rows."""
+    for k in COLLECT_FIELDS:
+        if got[k].shape[1:] != ref[k].shape[1:]:
+            return k, f"shape {got[k].shape}, expected {ref[k].shape}"
+    T = min(len(got["obs"]), len(ref["obs"]))
+    first = None
+    for k in COLLECT_FIELDS:
+        g, r = got[k][:T].astype(np.float64), ref[k][:T].astype(np.float64)
+        if not np.array_equal(g, r):
+            idx = tuple(int(i) for i in np.argwhere(g != r)[0])
+            if first is None or idx[0] < first[0][0]:
+                first = (idx, k)
+    if first is not None:
+        idx, k = first
+        return k, f"first difference at index {idx}: expected {ref[k][idx]}, got {got[k][idx]}"
+    for k in COLLECT_FIELDS:
+        if got[k].shape != ref[k].shape:
+            return k, f"shape {got[k].shape}, expected {ref[k].shape} (T = the length of the longest episode)"
+    return None
+
+
+# ------------------------------------------------------------------------------------------ reinforce_update (build-it)
+REINFORCE_BUDGET, REINFORCE_SEEDS = 50_000, (0, 1)  # layer 3: CartPole-v1 475 within this many env steps
+
+
+def _reinforce_returns(batch, gamma: float, bug: str | None) -> np.ndarray:
+    r = batch.rewards.astype(np.float64)
+    g = 1.0 if bug == "no_discount" else gamma
+    G, run = np.zeros(r.shape), np.zeros(r.shape[1])
+    for t in reversed(range(r.shape[0])):
+        run = r[t] + g * run  # rewards are 0 after an episode's end: each column is one episode
+        G[t] = run
+    if bug == "total_return":
+        G = np.broadcast_to(G[0], G.shape).copy()
+    elif bug == "off_by_one":
+        G = np.vstack([G[1:], np.zeros((1, r.shape[1]))])
+    elif bug == "discount_from_start":
+        G = G * gamma ** np.arange(r.shape[0])[:, None]
+    return G
+
+
+def _reinforce_variant(model, opt, vf_opt, batch, cfg, bug: str | None = None) -> dict:
+    """The REINFORCE update written out (independently of `lecturekit.algos.reinforce`), with one bug if asked."""
+    G = torch.as_tensor(_reinforce_returns(batch, cfg.gamma, bug), dtype=torch.float32)
+    m = torch.ones(batch.valid.shape, dtype=torch.bool) if bug == "no_mask" else torch.as_tensor(batch.valid)
+    obs, act, ret = torch.as_tensor(batch.obs)[m], torch.as_tensor(batch.actions)[m], G[m]
+
+    def fit_value():
+        for _ in range(1 if bug == "vf_once" else cfg.vf_iters):
+            target = (ret - ret.mean()) / (ret.std() + 1e-8) if bug == "value_normalized_target" else ret
+            vl = (model.value(obs) - target).pow(2).mean()
+            if bug != "vf_no_zero_grad":
+                vf_opt.zero_grad()
+            vl.backward()
+            vf_opt.step()
+        return vl
+
+    if vf_opt is not None and bug == "value_first":
+        vl = fit_value()
+    if cfg.baseline == "value":
+        with torch.no_grad():
+            b = model.value(obs)
+    elif cfg.baseline == "mean":
+        b = G.mean() if bug == "baseline_all" else ret.mean()
+    else:
+        b = torch.zeros(())
+    adv = ret - b
+    if cfg.normalize_adv and bug != "no_normalize":
+        if bug == "normalize_centered":
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        else:
+            std = ret.std() if bug == "std_of_returns" else adv.std(unbiased=bug != "population_std")
+            adv = adv / (std + 1e-8)
+    logp, ent = model.log_prob(obs, act), model.entropy(obs).mean()
+    pi_l = (logp * adv).mean() if bug == "pl_sign" else -(logp * adv).mean()
+    if bug == "mean_over_all":
+        pi_l = -(logp * adv).sum() / batch.valid.size
+    loss = pi_l - cfg.entropy_coef * ent
+    if bug != "no_zero_grad":
+        opt.zero_grad()
+    loss.backward()
+    opt.step()
+    stats = {"loss": loss.item(), "episode_return": float(batch.rewards.sum(0).mean())}
+    if vf_opt is not None:
+        if bug != "value_first":
+            vl = fit_value()
+        stats["value_loss"] = vl.item()
+    return stats
+
+
+REINFORCE_MISTAKES = {
+    "no_zero_grad": "the gradients of the previous update were still in .grad: call opt.zero_grad() before "
+                    "loss.backward() (backward adds to .grad).",
+    "vf_no_zero_grad": "the value network's gradients accumulated: call vf_opt.zero_grad() before each backward() "
+                       "of the value regression.",
+    "total_return": "every step got the whole episode's return: use the reward-to-go G_t = sum_{k >= t} "
+                    "gamma^(k - t) r_k (rewards before t were earned before a_t was chosen and only add noise).",
+    "off_by_one": "off by one: the reward-to-go of step t includes r_t itself, G_t = r_t + gamma G_{t+1}.",
+    "no_discount": "discount the reward-to-go with cfg.gamma: G_t = r_t + gamma G_{t+1}.",
+    "discount_from_start": "G_t is discounted from step t, not from the start of the episode: drop the extra "
+                           "gamma^t factor.",
+    "no_mask": "the padding steps after an episode's end (valid == False) are in your loss: keep only batch.valid "
+               "steps.",
+    "mean_over_all": "average over the valid steps (the B steps of the episodes), not over all T x N entries.",
+    "baseline_all": "the 'mean' baseline is the mean of G_t over the valid steps, not over all T x N entries "
+                    "(the padding zeros pull it down).",
+    "no_normalize": "cfg.normalize_adv is True: divide G_t - b by its std over the valid steps.",
+    "normalize_centered": "with normalize_adv, only divide G_t - b by its std; do not subtract its mean (the "
+                          "baseline alone decides what counts as better than usual).",
+    "std_of_returns": "divide by the std of G_t - b (the advantages), not by the std of the returns G_t.",
+    "pl_sign": "the loss has the wrong sign: minimising -mean(log pi(a_t|s_t) (G_t - b_t)) climbs the policy "
+               "gradient.",
+    "value_first": "compute the baseline V(s_t) *before* fitting the value network on this batch's returns: a "
+                   "baseline that has seen G_t depends on a_t and biases the gradient.",
+    "vf_once": "fit the value network with cfg.vf_iters steps of vf_opt, not one.",
+    "value_normalized_target": "the value network regresses on the returns-to-go G_t themselves, not on normalised "
+                               "returns or advantages.",
+}
+
+REINFORCE_GROUP_HINTS = {
+    "actor": "The policy's gradient comes from -mean(log pi(a_t|s_t) (G_t - b_t)) over the valid steps: check the "
+             "returns-to-go, the baseline, the normalisation and the sign.",
+    "critic": "The value network regresses on G_t with cfg.vf_iters steps of vf_opt, after the policy step.",
+    "steps": "REINFORCE takes one opt.step() and then cfg.vf_iters vf_opt.step()s (value baseline only).",
+    "scale": "look for a factor: a mean taken over the wrong number of steps, or the normalisation.",
+}
+
+REINFORCE_STAT_HINTS = {
+    "loss": "loss is the policy loss you minimised (with the entropy term, if any), as a float.",
+    "episode_return": "episode_return is the mean undiscounted return of the batch's episodes "
+                      "(batch.rewards.sum(0).mean()).",
+    "value_loss": "value_loss is the value regression's last loss.",
+}
+
+
+def _reinforce_batch(model, T: int, lengths, seed: int):
+    """A Batch of len(lengths) episodes (one per column) of the given lengths, made up from `seed`."""
+    from lecturekit.algos.reinforce import Batch
+
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    N = len(lengths)
+    t = np.arange(T)[:, None]
+    valid = t < np.asarray(lengths)[None]
+    ends = t == (np.asarray(lengths)[None] - 1)
+    obs = (torch.randn((T, N, 4), generator=gen) * 0.5).numpy()
+    with torch.no_grad():
+        probs = torch.softmax(model.pi(torch.as_tensor(obs)), -1).reshape(T * N, -1)
+        act = torch.multinomial(probs, 1, generator=gen).reshape(T, N).numpy()
+    rewards = np.where(valid, rng.uniform(0.5, 1.5, (T, N)), 0.0).astype(np.float32)
+    obs[~valid] = 0.0
+    return Batch(obs.astype(np.float32), act.astype(np.int64), rewards, valid, ends)
+
+
+def _reinforce_trial(cfg, seed: int, lengths):
+    from lecturekit.algos import reinforce as R
+    from lecturekit.course.updatecheck import Trial, cartpole_spaces, warm_up
+
+    def make():
+        model = R.make_model(*cartpole_spaces(), cfg, torch.Generator().manual_seed(seed))
+        opt = torch.optim.Adam(model.pi.parameters(), lr=cfg.lr)
+        vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr) if cfg.baseline == "value" else None
+        warm_up([opt] + ([vf_opt] if vf_opt else []), seed)
+        batch = _reinforce_batch(model, max(lengths), lengths, seed)
+        optimizers = {"opt": opt, **({"vf_opt": vf_opt} if vf_opt else {})}
+        return Trial(args=(model, opt, vf_opt, batch, cfg), groups={"actor": model.pi, "critic": model.v},
+                     optimizers=optimizers, inputs={"batch": batch})
+
+    return make
+
+
+@checker("reinforce_update")
+def check_reinforce_update(fn, train: bool = True, collect=None) -> None:
+    """Check `fn(model, opt, vf_opt, batch, cfg) -> dict`, one REINFORCE update on a batch of complete episodes, in
+    three layers: one update on fixed batches (each baseline) matches the reference (`lecturekit.algos.reinforce.
+    update`) within a relative 1e-4 on every gradient, parameter change and Adam state; the known silent bugs are
+    named; and with `train=True` it trains CartPole-v1 to 475 through `reinforce.train(..., update=fn,
+    collect=collect)` (the reference collection if None) within REINFORCE_BUDGET steps on one of REINFORCE_SEEDS."""
+    from functools import partial
+
+    from lecturekit.algos import reinforce as R
+    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with, trained
+    from lecturekit.evaluation import Run
+
+    c = Check("reinforce_update")
+    mistakes = [Mistake(k, partial(_reinforce_variant, bug=k), h) for k, h in REINFORCE_MISTAKES.items()]
+    accepted = [partial(_reinforce_variant, bug="population_std")]  # std without Bessel's correction: as good
+    lengths = [20, 7, 13, 1, 16, 20]
+    trials = [
+        ("one update with a value baseline on 6 episodes of 1 to 20 steps (normalize_adv=True, vf_iters=3)",
+         R.Config(baseline="value", vf_iters=3, hidden=(32, 32)), 1),
+        ("one update with the mean baseline (normalize_adv=False, entropy_coef=0.01)",
+         R.Config(baseline="mean", normalize_adv=False, entropy_coef=0.01, hidden=(32, 32)), 2),
+        ("one update without a baseline (normalize_adv=True, gamma=0.9)",
+         R.Config(baseline="none", gamma=0.9, hidden=(32, 32)), 3),
+    ]
+    for case, cfg, seed in trials:
+        keys = ("loss", "episode_return") + (("value_loss",) if cfg.baseline == "value" else ())
+        check_update(c, fn, R.update, _reinforce_trial(cfg, seed, lengths), case=case, mistakes=mistakes,
+                     accepted=accepted,
+                     stats_keys=keys, group_hints=REINFORCE_GROUP_HINTS, stat_hints=REINFORCE_STAT_HINTS)
+    summary = f"{len(trials)} one-update checks (each baseline), {len(mistakes)} known mistakes ruled out"
+    if train:
+        seam = {"collect": collect} if collect is not None else {}
+        run = lambda s: Run(steps=REINFORCE_BUDGET, seed=s, target=475.0, eval_every=2000)  # noqa: E731
+        task = "CartPole-v1" + (" with your collect_episodes" if collect is not None else "")
+        result = check_training(c, lambda s: train_with(R, "CartPole-v1", R.Config(), run(s), fn, **seam),
+                                seeds=REINFORCE_SEEDS, budget=REINFORCE_BUDGET, target=475.0, task=task)
+        summary += "; " + trained(result)
+    c.passed(summary)

@@ -1,4 +1,5 @@
-"""Checkers of part 7 (SAC): squashed_gaussian_log_prob, sac_critic_target, sac_actor_loss, temperature_loss.
+"""Checkers of part 7 (SAC): squashed_gaussian_log_prob, sac_critic_target, sac_actor_loss, temperature_loss, and
+the build-it sac_update.
 
 Each checker runs the student's function on cases from small to large, compares values with the reference
 (`lecturekit.distributions`, `lecturekit.algos.sac`), and then compares gradients, because the silent SAC bugs are
@@ -11,11 +12,29 @@ import math
 
 import torch
 
+from lecturekit.algos import sac as _sac
 from lecturekit.algos.sac import sac_actor_loss as _actor_ref
 from lecturekit.algos.sac import sac_critic_target as _target_ref
 from lecturekit.algos.sac import temperature_loss as _temp_ref
+from lecturekit.buffers import Batch
 from lecturekit.course.checking import Check, checker
+from lecturekit.course.checks.td3 import (
+    _box,
+    _close,
+    _critic_modules,
+    _fixture_batch,
+    _fixture_noise,
+    _grads_in,
+    _make_agent,
+    _randomize,
+    _Recorder,
+    _train_layer,
+    _update_trial,
+    _with_variant,
+)
+from lecturekit.course.updatecheck import Mistake, check_update
 from lecturekit.distributions import LOG_2PI, gaussian_log_prob, squashed_gaussian_log_prob as _sq_ref
+from lecturekit.offpolicy import polyak_update as _polyak_update
 
 
 def _leaf(x, requires_grad: bool = True) -> torch.Tensor:
@@ -390,3 +409,265 @@ def check_tanh_density(fn) -> None:
             "log": (np.log(ref), "return the density itself, not its logarithm."),
         }, hint="p_A(a) = N(atanh(a); mu, sigma^2) / (1 - a^2).")
     c.passed(f"{len(cases)} cases: points across (-1, 1), several mu and sigma")
+
+
+# =====================================================================================================================
+# Build-it: the whole SAC update.  The same three layers as `check_td3_update` (see checks/td3.py), on the machinery
+# of `lecturekit.course.updatecheck`, with the fixtures and the recorder of checks/td3.py.
+# =====================================================================================================================
+
+SAC_GROUPS = ["actor", "critic", "critic_targ", "log_alpha"]
+SAC_ORDERS = ["critic_first", "actor_first", "target_first", "alpha_first"]
+
+
+def _sac_sample(actor, obs: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reparameterised action a = center + half_range * tanh(mu(s) + sigma(s) eps) and log pi(a|s)."""
+    mu, log_std = actor.dist_params(obs)
+    u = mu + log_std.exp() * eps
+    center, half = _box(actor)
+    return center + half * torch.tanh(u), _sq_ref(u, mu, log_std)
+
+
+def _sac_reference(agent, b: Batch, step: int, noise, order: str = "critic_first", bugs=()) -> dict:
+    """The SAC update, optionally in another accepted order or with named bugs.
+
+    Orders: critic_first (critic, actor, temperature); actor_first (actor, temperature, then the critic with a'
+    from the updated actor); target_first (y from the actor before its step, then actor, temperature, critic);
+    alpha_first (critic, temperature, then the actor loss with the new alpha).  Polyak always last.
+    """
+    cfg, actor, critic = agent.cfg, agent.actor, agent.critic
+    eps_next, eps_now = noise
+    if "noise_swapped" in bugs:
+        eps_next, eps_now = eps_now, eps_next
+    alpha = agent.log_alpha.exp().item()
+    out, state = {}, {}
+
+    def target():
+        with torch.no_grad():
+            a2, logp2 = _sac_sample(actor, b.next_obs, eps_next)
+            if "logp_of_current" in bugs:
+                logp2 = _sac_sample(actor, b.obs, eps_now)[1]
+            qt = critic if "online_critic_target" in bugs else agent.critic_targ
+            nq1, nq2 = qt(b.next_obs, a2)
+            nq = torch.max(nq1, nq2) if "max_target" in bugs else torch.min(nq1, nq2)
+            next_v = {"plus_logp": nq + alpha * logp2, "no_entropy": nq}
+            next_v = next((next_v[k] for k in next_v if k in bugs), nq - alpha * logp2)
+            done = {"truncated_done": b.truncated, "either_done": torch.clamp(b.terminated + b.truncated, max=1.0),
+                    "no_done": torch.zeros_like(b.terminated)}
+            done = next((done[k] for k in done if k in bugs), b.terminated)
+            state["y"] = b.reward + cfg.gamma * (1.0 - done) * next_v
+
+    def critic_step():
+        if "y" not in state:
+            target()
+        q1, q2 = critic(b.obs, b.action)
+        loss = (q1 - state["y"]).pow(2).mean()
+        if "q1_only_loss" not in bugs:
+            loss = loss + (q2 - state["y"]).pow(2).mean()
+        if "no_zero_grad_critic" not in bugs:
+            agent.critic_opt.zero_grad()
+        loss.backward()
+        agent.critic_opt.step()
+        out.update(critic_loss=loss.item(), q1=q1.mean().item())
+
+    def sample_now():
+        if "a" not in state:
+            state["a"], state["logp"] = _sac_sample(actor, b.obs, eps_now)
+
+    def actor_step():
+        sample_now()
+        a, logp = state["a"], state["logp"]
+        q1, q2 = critic(b.obs, a.detach() if "no_reparam" in bugs else a)
+        q = q1 if "actor_q1" in bugs else torch.min(q1, q2)
+        lp = logp.detach() if "logp_detached" in bugs else logp
+        a_now = agent.log_alpha.exp().item() if order == "alpha_first" else alpha
+        loss = (a_now * lp - q).mean()
+        if "no_zero_grad_actor" not in bugs:
+            agent.actor_opt.zero_grad()
+        loss.backward(inputs=list(actor.parameters()))
+        agent.actor_opt.step()
+        out.update(actor_loss=loss.item(), entropy=-logp.mean().item())
+
+    def temperature_step():
+        if agent.alpha_opt is None:
+            return
+        sample_now()
+        lp = state["logp"].detach()
+        la = agent.log_alpha
+        loss = (la if "temp_log_alpha" in bugs else la.exp()) * (-lp - agent.target_entropy)
+        loss = -loss.mean() if "temp_sign" in bugs else loss.mean()
+        if "alpha_not_detached" in bugs:  # the actor loss's alpha * log pi reaches log_alpha too
+            loss = loss + (la.exp() * lp).mean()
+        if "no_zero_grad_alpha" not in bugs:
+            agent.alpha_opt.zero_grad()
+        loss.backward()
+        agent.alpha_opt.step()
+
+    def polyak():
+        if "no_polyak" not in bugs:
+            _polyak_update(agent.critic_targ, critic, 1.0 - cfg.tau if "tau_swapped" in bugs else cfg.tau)
+
+    if "polyak_first" in bugs:
+        polyak()
+    steps = {"critic_first": [critic_step, actor_step, temperature_step],
+             "actor_first": [actor_step, temperature_step, critic_step],
+             "target_first": [target, actor_step, temperature_step, critic_step],
+             "alpha_first": [critic_step, temperature_step, actor_step]}[order]
+    for fn in steps:
+        fn()
+    if "polyak_first" not in bugs:
+        polyak()
+    out["alpha"] = alpha
+    return out
+
+
+def reference_sac_update(agent, batch: Batch, step: int, noise) -> dict:
+    """The checker's reference SAC update (critic, actor, temperature, Polyak), the seam's signature."""
+    return _sac_reference(agent, batch, step, noise)
+
+
+SAC_BUGS = {  # name -> what the student is told (each re-enacted by `_sac_reference` and compared)
+    "temp_sign": "the temperature moves the wrong way: its loss is mean(alpha * (-log pi(a|s) - target_entropy)) "
+                 "(alpha = log_alpha.exp()); with the sign flipped alpha grows while the entropy is above the target.",
+    "temp_log_alpha": "the temperature loss uses log_alpha where alpha = log_alpha.exp() belongs: "
+                      "mean(log_alpha.exp() * (-logp.detach() - target_entropy)).",
+    "alpha_not_detached": "log_alpha also received the actor loss's gradient: in the actor loss alpha is a "
+                          "constant (alpha = log_alpha.exp().item() or .detach()); only the temperature loss trains "
+                          "it.",
+    "logp_of_current": "the target's entropy term uses log pi of the action at s: use log pi(a'|s') of the fresh next "
+                       "action a' sampled at s' (with eps_next), the same a' the target critics evaluate.",
+    "noise_swapped": "the two noises are swapped: eps_next makes the next action a' at s' (for the target), eps_now "
+                     "the reparameterised action at s (for the actor and the temperature).",
+    "plus_logp": "the entropy bonus has the wrong sign in the target: min(Q1', Q2') - alpha * log pi(a'|s').",
+    "no_entropy": "the target has no entropy term: y = r + gamma (1 - terminated) (min(Q1', Q2') - alpha * "
+                  "log pi(a'|s')).",
+    "max_target": "the target takes the larger of the two target critics; use min(Q1', Q2').",
+    "online_critic_target": "the target uses the online critics: y uses agent.critic_targ (the slow copies).",
+    "truncated_done": "the target uses batch.truncated as the end of the episode. A time limit (truncated) does not "
+                      "end the MDP: bootstrap there; only batch.terminated stops the bootstrap.",
+    "either_done": "the target stops bootstrapping at truncated transitions too. Only batch.terminated ends the MDP; "
+                   "a time limit still has a future: y = r + gamma * (1 - terminated) * (...).",
+    "no_done": "terminated is ignored: y = r + gamma * (1 - terminated) * (...) (no future after the end).",
+    "q1_only_loss": "only the first critic is trained: both regress on y, loss = mean((Q1 - y)^2) + mean((Q2 - y)^2).",
+    "actor_q1": "the actor climbs Q1 alone; SAC's actor uses min(Q1(s, a), Q2(s, a)).",
+    "no_reparam": "no gradient flows through the action into the critics: the actor loss must use the "
+                  "reparameterised action a, log pi(a|s) = agent.actor(s, eps_now) itself, not a.detach().",
+    "logp_detached": "log pi(a|s) is detached in the actor loss: the actor learns its entropy through it; detach it "
+                     "only in the temperature loss.",
+    "no_zero_grad_critic": "the critic's gradient includes the previous update's: call critic_opt.zero_grad() before "
+                           "backward() (PyTorch adds new gradients to .grad).",
+    "no_zero_grad_actor": "the actor's gradient includes the previous update's: call actor_opt.zero_grad() before "
+                          "backward().",
+    "no_zero_grad_alpha": "the temperature's gradient includes the previous update's: call alpha_opt.zero_grad() "
+                          "before backward().",
+    "tau_swapped": "the target critics jumped almost onto the online ones: tau and 1 - tau are swapped. "
+                   "critic_targ <- tau * critic + (1 - tau) * critic_targ, with tau small (cfg.tau).",
+    "no_polyak": "the target critics did not move: polyak_update(agent.critic_targ, agent.critic, cfg.tau) after the "
+                 "gradient steps.",
+    "polyak_first": "the target critics moved towards the critics as they were BEFORE this update's step: do the "
+                    "Polyak update last.",
+}
+SAC_HINTS = {
+    "critic": "The critic step: a', log pi(a'|s') = agent.actor(s', eps_next); y = r + gamma * (1 - "
+              "terminated) * (min(Q1'(s', a'), Q2'(s', a')) - alpha * log pi(a'|s')) under no_grad; loss = "
+              "mean((Q1 - y)^2) + mean((Q2 - y)^2) at the batch's (s, a); zero_grad, backward, step.",
+    "actor": "The actor step: a, log pi(a|s) = agent.actor(s, eps_now) (reparameterised: keep the graph); "
+             "loss = mean(alpha * log pi(a|s) - min(Q1(s, a), Q2(s, a))) with alpha a constant; zero_grad, backward, "
+             "actor_opt.step().",
+    "log_alpha": "The temperature step (when agent.alpha_opt is not None): loss = mean(log_alpha.exp() * "
+                 "(-log pi(a|s).detach() - agent.target_entropy)); zero_grad, backward, alpha_opt.step().",
+    "critic_targ": "The targets: polyak_update(agent.critic_targ, agent.critic, cfg.tau) after the gradient steps.",
+    "steps": "one step of each optimizer per update (none of alpha_opt when it is None: a fixed temperature).",
+}
+TARGET_GRAD_SAC = ("the target y carries a gradient: the critic loss's backward() reached the target critics (their "
+                   "parameters now have a .grad). Compute a', log pi(a'|s') and y under `with torch.no_grad():`.")
+
+
+def _sac_fixture(cfg, seed: int = 0):
+    """A SAC agent on the fixture task that has trained a little: warm optimizers, the last update's gradients in
+    .grad, target critics that differ from the online ones (and require grad, so that a target computed with
+    autograd on leaves a .grad there)."""
+    agent = _make_agent(_sac, "SAC", cfg, seed)
+    _randomize(agent.critic_targ, seed + 2)
+    agent.critic_targ.requires_grad_(True)
+    _sac_reference(agent, _fixture_batch(seed + 10), 0, (_fixture_noise(seed + 11), _fixture_noise(seed + 12)))
+    return agent
+
+
+def _sac_watch(c: Check, update, case: str):
+    """The student's update, watched: the next action a' given to the target critics (a fresh sample at s' with
+    eps_next, not the buffer's action, not the mean) and whether the critic loss reached the target critics."""
+
+    def watched(agent, batch, step, noise):
+        eps_next, eps_now = noise
+        with torch.no_grad():
+            mu, _ = agent.actor.dist_params(batch.next_obs)
+            center, half = _box(agent.actor)
+            wrong = {"the batch's action (taken at s, not s')": batch.action,
+                     "the mean action at s' (no noise)": center + half * torch.tanh(mu),
+                     "a sample at s' made with eps_now": _sac_sample(agent.actor, batch.next_obs, eps_now)[0]}
+            right = _sac_sample(agent.actor, batch.next_obs, eps_next)[0]
+        rec = _Recorder({**_critic_modules("critic", agent.critic),
+                         **_critic_modules("critic_targ", agent.critic_targ)})
+        try:
+            out = update(agent, batch, step, noise)
+        finally:
+            rec.close()
+        s2 = batch.next_obs
+        targ_calls = rec.on("critic_targ", s2)
+        if not targ_calls and rec.on("critic", s2):
+            c.fail(case, hint=SAC_BUGS["online_critic_target"])
+        for call in targ_calls[:1]:
+            if len(call) >= 2:
+                for what, a2 in wrong.items():
+                    if _close(call[1], a2) and not _close(a2, right):
+                        c.fail(f"{case}: the next action a' given to the target critics", right, call[1],
+                               hint=f"a' is {what}. The soft target needs a fresh action of the current policy at "
+                                    f"s': a', log pi(a'|s') = agent.actor(s', eps_next).")
+        if _grads_in([agent.critic_targ]):
+            c.fail(case, hint=TARGET_GRAD_SAC)
+        return out
+
+    return watched
+
+
+@checker("sac_update")
+def check_sac_update(update, *, train: bool = True, seeds=(0, 1), budget: int = 6_000) -> None:
+    """Check `update(agent, batch, step, noise) -> dict`, the whole SAC update, `noise = (eps_next, eps_now)`,
+    in three layers:
+
+    1. one update on a fixed batch of 32 transitions (some terminated, some truncated) with fixed noise, with a
+       learned temperature and with a fixed one (agent.alpha_opt None), lands where the reference does: gradients,
+       parameter, target and log_alpha changes, Adam states (rtol 1e-4).  Accepted orders: critic, actor,
+       temperature; actor, temperature, critic (a' from the updated actor, or y computed first); critic,
+       temperature, actor (with the new alpha); Polyak last;
+    2. if not, the message names the piece or the silent bug (the temperature's sign, log pi of the wrong action in
+       the target, alpha not detached in the actor loss, a target that carries gradient, no zero_grad, tau and
+       1 - tau swapped, truncated treated as terminated, ...);
+    3. with `train=True`: the update trains Pendulum-v1 to an evaluation return of -200 (10 episodes, every 500
+       steps) within `budget` environment steps, on the first of `seeds` that makes it.
+    """
+    c = Check("sac_update")
+    cases = [("SAC with a learned temperature", _sac.Config(hidden=(16, 16), tau=0.05)),
+             ("SAC with a fixed temperature (autotune=False: agent.alpha_opt is None)",
+              _sac.Config(hidden=(16, 16), tau=0.05, autotune=False))]
+    for name, cfg in cases:
+        batch, noise = _fixture_batch(101), (_fixture_noise(201), _fixture_noise(301))
+        case = f"{name}, one update on a batch of 32 transitions"
+
+        def make(cfg=cfg, batch=batch, noise=noise):
+            return _update_trial(lambda: _sac_fixture(cfg), SAC_GROUPS, ["actor_opt", "critic_opt", "alpha_opt"],
+                                 batch, 1, noise)
+
+        check_update(c, _sac_watch(c, update, case), reference_sac_update, make, case=case,
+                     accepted=[_with_variant(_sac_reference, order=o) for o in SAC_ORDERS[1:]],
+                     mistakes=[Mistake(bug, _with_variant(_sac_reference, bugs=(bug,)), hint)
+                               for bug, hint in SAC_BUGS.items()],
+                     stats_keys=("critic_loss", "actor_loss"), group_hints=SAC_HINTS)
+    summary = f"{len(cases)} updates (learned and fixed temperature) land where the reference does"
+    if train:
+        summary += "; " + _train_layer(c, "sac", update, seeds, budget)
+    c.passed(summary)
+
+
+__all__ += ["check_sac_update"]

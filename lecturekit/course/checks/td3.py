@@ -1,13 +1,19 @@
-"""Checkers of part 6 (DDPG, TD3): `td3_target` and `polyak_update`."""
+"""Checkers of part 6 (DDPG, TD3): `td3_target`, `polyak_update`, and the build-it `td3_update`."""
 from __future__ import annotations
 
 import copy
+import inspect
 
+import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
+from lecturekit.algos import td3 as _td3
+from lecturekit.buffers import Batch
 from lecturekit.course.checking import Check, CheckFailed, checker, describe
-from lecturekit.offpolicy import clipped_double_q_target as _td3_target
+from lecturekit.algos.td3 import clipped_double_q_target as _td3_target
+from lecturekit.course.updatecheck import Mistake, Trial, check_training, check_update, trained
 from lecturekit.offpolicy import polyak_update as _polyak_update
 
 
@@ -179,12 +185,25 @@ def check_polyak_update(fn) -> None:
 
 
 # --- dpg_actor_loss -----------------------------------------------------------------------------------------------
-def _dpg_nets(obs_dim: int, act_dim: int, seed: int):
-    from lecturekit.offpolicy import DeterministicActor, QCritic
+class _QCritic(nn.Module):
+    """Q(s, a): one MLP on [s, a] -> (B,), the single critic the DPG actor loss climbs."""
 
-    torch.manual_seed(seed)  # the checker's own networks; the student's code never sees this seed
-    return DeterministicActor(obs_dim, act_dim, -2.0 * torch.ones(act_dim), 2.0 * torch.ones(act_dim), (16, 16)), \
-        QCritic(obs_dim, act_dim, (16, 16))
+    def __init__(self, obs_dim: int, act_dim: int, hidden, generator):
+        super().__init__()
+        from lecturekit.nets import mlp
+
+        self.net = mlp([obs_dim + act_dim, *hidden, 1], activation=nn.ReLU, generator=generator)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
+
+
+def _dpg_nets(obs_dim: int, act_dim: int, seed: int):
+    from lecturekit.nets import DeterministicActor
+
+    gen = torch.Generator().manual_seed(seed)  # the checker's own networks; the student's code never sees this seed
+    return DeterministicActor(obs_dim, act_dim, -2.0 * torch.ones(act_dim), 2.0 * torch.ones(act_dim), (16, 16),
+                              generator=gen), _QCritic(obs_dim, act_dim, (16, 16), gen)
 
 
 def _actor_grads(loss: torch.Tensor, actor: nn.Module) -> list:
@@ -195,7 +214,7 @@ def _actor_grads(loss: torch.Tensor, actor: nn.Module) -> list:
 def check_dpg_actor_loss(fn) -> None:
     """Check `fn(q, actor, obs)` = -mean_s Q(s, mu(s)): value, scalar shape, and its gradient in the actor's weights
     (the deterministic policy gradient), compared with autograd of the reference."""
-    from lecturekit.offpolicy import dpg_actor_loss as ref_loss
+    from lecturekit.algos.td3 import dpg_actor_loss as ref_loss
 
     c = Check("dpg_actor_loss")
     cases = [("one state (obs_dim 3, act_dim 1)", 3, 1, 1), ("a batch of 5 states (obs_dim 3, act_dim 1)", 3, 1, 5),
@@ -226,3 +245,409 @@ def check_dpg_actor_loss(fn) -> None:
             c.expect_tensor(g, r, case=case + f" (gradient with respect to the actor's `{name}`)", rtol=1e-4, atol=1e-6,
                             hint="the value is right but the gradient is not: is part of the computation detached?")
     c.passed(f"{len(cases)} batches from 1 to 64 states: value and the actor's gradient")
+
+
+# =====================================================================================================================
+# Build-it: the whole TD3 update (DDPG is the case twin=False, target_noise=0, policy_delay=1)
+#
+# Three layers, on the machinery of `lecturekit.course.updatecheck`.  (1) One update on a fixed batch with fixed
+# smoothing noise, from an agent that has trained a little (warm Adam state, the last update's gradients still in
+# .grad, target networks that differ from the online ones): the gradients each optimizer sees, the parameter and
+# target-parameter changes and the optimizer states must equal the reference's within rtol 1e-4 (relative to the
+# size of each change).  The critic step may come before or after the actor step.  (2) Before that comparison, what
+# the update did is watched: the networks it called on s' and the target action a' it gave the target critics, and
+# whether the critic loss reached the target networks (the fixture's targets require grad so that it shows); after
+# it, a catalogue of silent bugs, each re-enacted on the same agent, names the one the update matches.  (3) The
+# update trains Pendulum-v1 through the seam.  The fixtures and the recorder are shared with `checks/sac.py`.
+# =====================================================================================================================
+def _fixture_spaces(act_dim: int = 2):
+    """A Pendulum-like task: 3-D observations, a 2-D action box with different half-ranges (2 and 1)."""
+    obs = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    act = gym.spaces.Box(np.array([-2.0, -1.0][:act_dim], np.float32), np.array([2.0, 1.0][:act_dim], np.float32))
+    return obs, act
+
+
+def _fixture_batch(seed: int, b: int = 32, act_dim: int = 2) -> Batch:
+    """B transitions: a few terminated, a few truncated (time limit: must still bootstrap), actions inside the box."""
+    g = torch.Generator().manual_seed(seed)
+    terminated, truncated = torch.zeros(b), torch.zeros(b)
+    terminated[[1, 5, 9]] = 1.0
+    truncated[[2, 6, 10, 14]] = 1.0
+    half = torch.tensor([2.0, 1.0][:act_dim])
+    return Batch(obs=torch.randn(b, 3, generator=g), action=(2 * torch.rand(b, act_dim, generator=g) - 1) * half,
+                 reward=torch.randn(b, generator=g) - 1.0, next_obs=torch.randn(b, 3, generator=g),
+                 terminated=terminated, truncated=truncated)
+
+
+def _fixture_noise(seed: int, b: int = 32, act_dim: int = 2) -> torch.Tensor:
+    """Standard normals with a few large entries, so that clipping the smoothing noise and the action box matters."""
+    noise = torch.randn(b, act_dim, generator=torch.Generator().manual_seed(seed))
+    noise[:6] = torch.tensor([[3.5, -3.5], [-4.0, 3.0], [4.5, 4.0], [-3.0, -4.5], [3.2, 0.1], [0.2, -3.8]])[:, :act_dim]
+    return noise
+
+
+def _box(actor: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(center, half_range) of an actor's action box (kept on the actor or on its `squash` module)."""
+    sq = getattr(actor, "squash", actor)
+    return sq.center, sq.half_range
+
+
+def _make_agent(mod, old_class: str, cfg, seed: int):
+    """The course's agent of algorithm module `mod` on the fixture task, its weights drawn from `seed`."""
+    obs_space, act_space = _fixture_spaces()
+    if hasattr(mod, "Agent"):  # the seam's agents: Agent(obs_dim, act_dim, low, high, cfg, generator)
+        return mod.Agent(3, act_space.shape[0], torch.as_tensor(act_space.low), torch.as_tensor(act_space.high), cfg,
+                         torch.Generator().manual_seed(seed))
+    with torch.random.fork_rng():  # TEMPORARY until the off-policy seam is merged
+        torch.manual_seed(seed)
+        return getattr(mod, old_class)(obs_space, act_space, cfg, seed)
+
+
+def _critic_modules(prefix: str, critic: nn.Module) -> dict:
+    """The modules whose calls show a critic at work: the twin critic and, where it has them, its two halves."""
+    mods = {prefix: critic}
+    for k in ("q1", "q2"):
+        if isinstance(getattr(critic, k, None), nn.Module):
+            mods[f"{prefix}.{k}"] = getattr(critic, k)
+    return mods
+
+
+def _randomize(module: nn.Module, seed: int) -> None:
+    """Perturb the weights (target networks that differ from the online ones, as after some training)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+
+
+class _Recorder:
+    """Forward hooks that record which network an update called, and on which inputs."""
+
+    def __init__(self, modules: dict):
+        self.calls, self.handles = [], []
+        for name, m in modules.items():
+            if m is not None:
+                self.handles.append(m.register_forward_hook(self._hook(name), with_kwargs=True))
+
+    def _hook(self, name):
+        def hook(module, args, kwargs, output):
+            self.calls.append((name, [a.detach().clone() for a in (*args, *kwargs.values())
+                                      if isinstance(a, torch.Tensor)]))
+        return hook
+
+    def on(self, name: str, x: torch.Tensor) -> list:
+        """The inputs of the calls of network `name` whose first input is x (e.g. the batch's next observations)."""
+        return [ins for n, ins in self.calls if n.split(".")[0] == name and ins and ins[0].shape == x.shape
+                and torch.equal(ins[0], x)]
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _grads_in(modules) -> bool:
+    return any(p.grad is not None and bool(torch.any(p.grad != 0)) for m in modules for p in m.parameters())
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _with_variant(reference, **kw):
+    def fn(agent, batch, step, noise):
+        return reference(agent, batch, step, noise, **kw)
+    return fn
+
+
+def _update_trial(make_agent, groups, optimizers, batch, step, noise) -> Trial:
+    agent = make_agent()
+    return Trial(args=(agent, batch, step, noise), groups={g: getattr(agent, g) for g in groups},
+                 optimizers={o: getattr(agent, o) for o in optimizers if getattr(agent, o) is not None},
+                 inputs={"batch": batch, "noise": noise})
+
+
+# --- td3_update: the reference, with the silent bugs it can re-enact ------------------------------------------------
+TD3_GROUPS = ["actor", "critic", "actor_targ", "critic_targ"]
+
+
+def _td3_target_action(agent, next_obs: torch.Tensor, noise: torch.Tensor, bugs=()) -> torch.Tensor:
+    """a' = clip(mu'(s') + clip(sigma * noise, -c, c) * half_range, low, high)   (sigma, c in half-range units)."""
+    cfg = agent.cfg
+    actor = agent.actor if "online_actor_target" in bugs else agent.actor_targ
+    a2 = actor(next_obs)
+    if cfg.target_noise <= 0 or "noise_ignored" in bugs:
+        return a2
+    center, half = _box(actor)
+    eps = noise if "sigma_missing" in bugs else cfg.target_noise * noise
+    if "noise_unclipped" not in bugs:
+        eps = eps.clamp(-cfg.noise_clip, cfg.noise_clip)
+    if "no_half_range" not in bugs:
+        eps = eps * half
+    a2 = a2 + eps
+    if "no_box_clip" in bugs:
+        return a2
+    return torch.max(torch.min(a2, center + half), center - half)
+
+
+def _td3_reference(agent, b: Batch, step: int, noise: torch.Tensor, order: str = "critic_first", bugs=()) -> dict:
+    """The TD3 update (DDPG when twin=False, target_noise=0, policy_delay=1), optionally with named bugs."""
+    cfg, critic = agent.cfg, agent.critic
+    with torch.no_grad():
+        a2 = _td3_target_action(agent, b.next_obs, noise, bugs)
+        qt = agent.critic if "online_critic_target" in bugs else agent.critic_targ
+        nq1, nq2 = qt(b.next_obs, a2)
+        if "max_target" in bugs:
+            next_v = torch.max(nq1, nq2)
+        elif "mean_target" in bugs:
+            next_v = (nq1 + nq2) / 2
+        elif (cfg.twin and "q1_target" not in bugs) or "min_without_twin" in bugs:
+            next_v = torch.min(nq1, nq2)
+        else:
+            next_v = nq1
+        done = {"truncated_done": b.truncated, "either_done": torch.clamp(b.terminated + b.truncated, max=1.0),
+                "no_done": torch.zeros_like(b.terminated), "done_flipped": 1.0 - b.terminated}
+        done = next((done[k] for k in done if k in bugs), b.terminated)
+        y = b.reward + cfg.gamma * (1.0 - done) * next_v
+    out = {}
+    actor_moves = step % cfg.policy_delay == 0 or "every_step" in bugs
+    tau = 1.0 - cfg.tau if "tau_swapped" in bugs else cfg.tau
+
+    def polyak():
+        if "no_polyak" not in bugs:
+            _polyak_update(agent.actor_targ, agent.actor, tau)
+            _polyak_update(agent.critic_targ, agent.critic, tau)
+
+    def critic_step():
+        q1, q2 = critic(b.obs, b.action)
+        loss = (q1 - y).pow(2).mean()
+        if cfg.twin and "q1_only_loss" not in bugs:
+            loss = loss + (q2 - y).pow(2).mean()
+        if "no_zero_grad_critic" not in bugs:
+            agent.critic_opt.zero_grad()
+        loss.backward()
+        agent.critic_opt.step()
+        out.update(critic_loss=loss.item(), q1=q1.mean().item())
+
+    def actor_step():
+        a = agent.actor(b.obs)
+        q1, q2 = critic(b.obs, a)
+        q = torch.min(q1, q2) if "actor_min" in bugs else q1
+        loss = q.mean() if "actor_sign" in bugs else -q.mean()
+        if "no_zero_grad_actor" not in bugs:
+            agent.actor_opt.zero_grad()
+        loss.backward(inputs=list(agent.actor.parameters()))
+        agent.actor_opt.step()
+        out.update(actor_loss=loss.item())
+
+    if "polyak_first" in bugs and actor_moves:
+        polyak()
+    steps = [critic_step, actor_step] if order == "critic_first" else [actor_step, critic_step]
+    for fn in steps:
+        if fn is critic_step or actor_moves:
+            fn()
+    if "polyak_first" not in bugs and (actor_moves or "targets_every_step" in bugs):
+        polyak()
+    return out
+
+
+def reference_td3_update(agent, batch: Batch, step: int, noise: torch.Tensor) -> dict:
+    """The checker's reference TD3 update (critic step first), the seam's signature."""
+    return _td3_reference(agent, batch, step, noise)
+
+
+TD3_BUGS = {  # name -> what the student is told (each re-enacted by `_td3_reference` and compared)
+    "every_step": "the actor moved in an update where step % policy_delay != 0. TD3 delays the actor: it (and the "
+                  "target networks) move only when step % cfg.policy_delay == 0; the critics move every update.",
+    "targets_every_step": "the target networks moved in an update where the actor does not: TD3 moves the targets "
+                          "together with the actor, only when step % cfg.policy_delay == 0.",
+    "actor_min": "the actor climbs min(Q1, Q2). TD3's actor climbs Q1 alone: actor loss = -critic.q1(s, actor(s))"
+                 ".mean(); the minimum belongs to the critics' target.",
+    "actor_sign": "the actor loss has the wrong sign: minimise -Q1(s, mu(s)) (the actor climbs Q), not +Q1.",
+    "no_zero_grad_critic": "the critic's gradient includes the previous update's: call critic_opt.zero_grad() "
+                           "before loss.backward() (PyTorch adds new gradients to the ones stored in .grad).",
+    "no_zero_grad_actor": "the actor's gradient includes the previous update's: call actor_opt.zero_grad() before "
+                          "the actor loss's backward() (PyTorch adds new gradients to the ones stored in .grad).",
+    "tau_swapped": "the target networks jumped almost onto the online ones: tau and 1 - tau are swapped. "
+                   "target <- tau * online + (1 - tau) * target, with tau small (cfg.tau).",
+    "no_polyak": "the target networks did not move: after the actor step, move both targets by Polyak averaging "
+                 "(polyak_update(agent.actor_targ, agent.actor, cfg.tau), and the same for the critics).",
+    "polyak_first": "the target networks moved towards the networks as they were BEFORE this update's gradient "
+                    "steps: do the Polyak updates last.",
+    "truncated_done": "the target uses batch.truncated as the end of the episode. A time limit (truncated) does not "
+                      "end the MDP: bootstrap there; only batch.terminated stops the bootstrap.",
+    "either_done": "the target stops bootstrapping at truncated transitions too. Only batch.terminated ends the MDP; "
+                   "a time limit (truncated) still has a future: y = r + gamma * (1 - terminated) * min(...).",
+    "no_done": "terminated is ignored: y = r + gamma * (1 - terminated) * next value (no future after the end).",
+    "done_flipped": "the mask is flipped: multiply by (1 - terminated), not terminated.",
+    "max_target": "the target takes the larger of the two target critics; clipped double Q takes the smaller.",
+    "mean_target": "the target averages the two target critics; clipped double Q takes their minimum.",
+    "q1_target": "the target uses only the first target critic although cfg.twin is True: y uses min(Q1', Q2').",
+    "min_without_twin": "with cfg.twin = False (DDPG) there is one critic: the target is Q1'(s', a') alone, and the "
+                        "critic loss regresses Q1 only.",
+    "q1_only_loss": "only the first critic is trained: with cfg.twin both critics regress on the same y, "
+                    "loss = mean((Q1 - y)^2) + mean((Q2 - y)^2).",
+    "online_actor_target": "the target action comes from the online actor: a' = mu'(s') uses agent.actor_targ.",
+    "online_critic_target": "the target uses the online critics: y uses agent.critic_targ (the slow copies).",
+    "noise_unclipped": "the smoothing noise is not clipped: eps = clip(cfg.target_noise * noise, -cfg.noise_clip, "
+                       "cfg.noise_clip), then times the box's half-range (agent.high - agent.low) / 2.",
+    "sigma_missing": "the smoothing noise is not scaled by cfg.target_noise (noise is standard normal).",
+    "no_half_range": "the smoothing noise is in half-range units: multiply it by the action box's half-range, "
+                     "(agent.high - agent.low) / 2.",
+    "no_box_clip": "the smoothed target action leaves the action box: clip a' to [agent.low, agent.high].",
+    "noise_ignored": "the target action is not smoothed: add the clipped noise (cfg.target_noise > 0).",
+}
+_POLYAK_HINT = ("The targets move after the gradient steps, in the updates where the actor moves: "
+                "polyak_update(agent.actor_targ, agent.actor, cfg.tau) and the same for the critics, i.e. "
+                "target <- tau * online + (1 - tau) * target.")
+TD3_HINTS = {  # updatecheck's group hints: what each piece computes
+    "critic": "The critic step: y = r + gamma * (1 - terminated) * min(Q1'(s', a'), Q2'(s', a')) (Q1' alone when "
+              "cfg.twin is False), from the target networks under no_grad; loss = mean((Q1 - y)^2) + "
+              "mean((Q2 - y)^2) at the batch's (s, a); critic_opt.zero_grad(), backward(), critic_opt.step().",
+    "actor": "The actor step, only when step % cfg.policy_delay == 0: loss = -Q1(s, actor(s)).mean(); "
+             "actor_opt.zero_grad(), backward(), actor_opt.step().",
+    "actor_targ": _POLYAK_HINT,
+    "critic_targ": _POLYAK_HINT,
+    "steps": "one critic_opt.step() per update; one actor_opt.step() when step % cfg.policy_delay == 0, else none.",
+}
+TARGET_ACTION_BUGS = ["noise_unclipped", "sigma_missing", "no_half_range", "no_box_clip", "noise_ignored"]
+TARGET_GRAD = ("the target y carries a gradient: the critic loss's backward() reached the target networks (their "
+               "parameters now have a .grad). Compute a' and y under `with torch.no_grad():`.")
+
+
+def _td3_fixture(cfg, seed: int = 0):
+    """A TD3 agent on the fixture task that has trained a little: warm optimizers, gradients left in .grad by its
+    last update, target networks that differ from the online ones (and require grad, so that a target computed with
+    autograd on leaves a .grad there), and a target actor near the box's edges (so that clipping a' matters)."""
+    agent = _make_agent(_td3, "TD3", cfg, seed)
+    _randomize(agent.actor_targ, seed + 1)
+    _randomize(agent.critic_targ, seed + 2)
+    with torch.no_grad():
+        agent.actor_targ.net[-1].bias.add_(torch.tensor([1.5, -1.5]))
+    for p in [*agent.actor_targ.parameters(), *agent.critic_targ.parameters()]:
+        p.requires_grad_(True)
+    _td3_reference(agent, _fixture_batch(seed + 10), 0, _fixture_noise(seed + 11))
+    return agent
+
+
+def _td3_cases():
+    td3_cfg = _td3.Config(hidden=(16, 16), tau=0.05)
+    ddpg_cfg = _td3.Config(hidden=(16, 16), tau=0.05, twin=False, target_noise=0.0, policy_delay=1)
+    return [("TD3 (twin, target_noise=0.2, noise_clip=0.5, policy_delay=2)", td3_cfg, [1, 2]),
+            ("DDPG (twin=False, target_noise=0, policy_delay=1)", ddpg_cfg, [1])]
+
+
+def _td3_watch(c: Check, update, case: str):
+    """The student's update, watched: the networks it calls on s', the target action a' it hands the target
+    critics, and whether the critic loss reached the target networks."""
+
+    def watched(agent, batch, step, noise):
+        with torch.no_grad():
+            expected_a2 = _td3_target_action(agent, batch.next_obs, noise)
+            wrong_a2 = {bug: _td3_target_action(agent, batch.next_obs, noise, (bug,)) for bug in TARGET_ACTION_BUGS}
+        rec = _Recorder({"actor": agent.actor, "actor_targ": agent.actor_targ,
+                         **_critic_modules("critic", agent.critic),
+                         **_critic_modules("critic_targ", agent.critic_targ)})
+        try:
+            out = update(agent, batch, step, noise)
+        finally:
+            rec.close()
+        s2 = batch.next_obs
+        targ_calls = rec.on("critic_targ", s2)
+        if not targ_calls and rec.on("critic", s2):
+            c.fail(case, hint=TD3_BUGS["online_critic_target"])
+        if rec.on("actor", s2) and not rec.on("actor_targ", s2):
+            c.fail(case, hint=TD3_BUGS["online_actor_target"])
+        if targ_calls and len(targ_calls[0]) >= 2 and not _close(targ_calls[0][1], expected_a2):
+            got_a2 = targ_calls[0][1]
+            hint = next((TD3_BUGS[bug] for bug, a2 in wrong_a2.items()
+                         if _close(got_a2, a2) and not _close(a2, expected_a2)),
+                        "a' = clip(mu'(s') + clip(cfg.target_noise * noise, -cfg.noise_clip, cfg.noise_clip) * h, "
+                        "agent.low, agent.high), with mu' = agent.actor_targ, h = (agent.high - agent.low) / 2 and "
+                        "`noise` the given standard normals.")
+            c.fail(f"{case}: the target action a' given to the target critics", expected_a2, got_a2, hint=hint)
+        if _grads_in([agent.actor_targ, agent.critic_targ]):
+            c.fail(case, hint=TARGET_GRAD)
+        return out
+
+    return watched
+
+
+@checker("td3_update")
+def check_td3_update(update, *, train: bool = True, seeds=(0, 1), budget: int = 9_000) -> None:
+    """Check `update(agent, batch, step, noise) -> dict`, the whole TD3 update (DDPG: twin=False, target_noise=0,
+    policy_delay=1), in three layers:
+
+    1. one update on a fixed batch of 32 transitions (some terminated, some truncated) with fixed smoothing noise,
+       at step 1 of TD3 (the critics move, the actor and the targets do not), at step 2 (all move) and in DDPG, lands
+       where the reference does: gradients, parameter and target changes, Adam states (rtol 1e-4); the critic step
+       may come before or after the actor step;
+    2. if not, the message names the piece or the silent bug (no zero_grad, a target that carries gradient or uses
+       the online networks, the actor updated every step, the actor on min(Q1, Q2), unclipped smoothing noise,
+       tau and 1 - tau swapped, truncated treated as terminated, ...);
+    3. with `train=True`: the update trains Pendulum-v1 to an evaluation return of -200 (10 episodes, every 500
+       steps) within `budget` environment steps, on the first of `seeds` that makes it.
+    """
+    c = Check("td3_update")
+    n = 0
+    for name, cfg, steps in _td3_cases():
+        for step in steps:
+            batch, noise = _fixture_batch(100 + step), _fixture_noise(200 + step)
+            moves = "critic, actor and targets" if step % cfg.policy_delay == 0 else "critic only"
+            case = f"{name}, one update at step={step} ({moves}) on a batch of 32 transitions"
+
+            def make(cfg=cfg, batch=batch, step=step, noise=noise):
+                return _update_trial(lambda: _td3_fixture(cfg), TD3_GROUPS, ["actor_opt", "critic_opt"], batch,
+                                     step, noise)
+
+            check_update(c, _td3_watch(c, update, case), reference_td3_update, make, case=case,
+                         accepted=[_with_variant(_td3_reference, order="actor_first")],
+                         mistakes=[Mistake(bug, _with_variant(_td3_reference, bugs=(bug,)), hint)
+                                   for bug, hint in TD3_BUGS.items()],
+                         stats_keys=("critic_loss",), group_hints=TD3_HINTS)
+            n += 1
+    summary = f"{n} updates (TD3 at steps 1 and 2, DDPG) land where the reference does"
+    if train:
+        summary += "; " + _train_layer(c, "td3", update, seeds, budget)
+    c.passed(summary)
+
+
+# --- layer 3: training Pendulum-v1 through the seam ----------------------------------------------------------------
+TRAIN_ENV, TRAIN_TARGET, TRAIN_EVAL_EVERY, TRAIN_EVAL_EPISODES = "Pendulum-v1", -200.0, 500, 10
+
+
+def train_with_update(algo: str, update, cfg=None, *, steps: int, seed: int = 0, target: float | None = TRAIN_TARGET,
+                      callback=None, env_id: str = TRAIN_ENV):
+    """Train `algo` ('td3' or 'sac') on `env_id` with `update` in place of the course's update; returns the History.
+
+    The noise the seam hands over comes from the run's generator: for TD3 a (B, act_dim) standard normal for the
+    target smoothing, for SAC a pair (eps_next, eps_now) of them.
+    """
+    from lecturekit.algos import sac as _sac
+    from lecturekit.evaluation import Run
+    from lecturekit.offpolicy import train_off_policy
+
+    mod = {"td3": _td3, "sac": _sac}[algo]
+    cfg = cfg or mod.Config()
+    if "update" in inspect.signature(mod.train).parameters:  # the seam of issue 14
+        run = Run(steps=steps, seed=seed, target=target, eval_every=TRAIN_EVAL_EVERY,
+                  eval_episodes=TRAIN_EVAL_EPISODES, callback=callback)
+        return mod.train(env_id, cfg, run, update=update)
+    # TEMPORARY until the off-policy seam is merged: the course's agent with its update swapped for `update`
+    gen = torch.Generator().manual_seed(seed + 12345)
+    base = mod.TD3 if algo == "td3" else mod.SAC
+
+    class Agent(base):
+        def update(self, b, step):
+            shape = tuple(b.action.shape)
+            if algo == "td3":
+                return update(self, b, step, torch.randn(shape, generator=gen))
+            return update(self, b, step, (torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)))
+
+    return train_off_policy(algo, env_id, cfg, Agent, steps=steps, seed=seed, target=target,
+                            eval_every=TRAIN_EVAL_EVERY, eval_episodes=TRAIN_EVAL_EPISODES, callback=callback)
+
+
+def _train_layer(c: Check, algo: str, update, seeds, budget: int) -> str:
+    result = check_training(c, lambda seed: train_with_update(algo, update, steps=budget, seed=seed),
+                            seeds=seeds, budget=budget, target=TRAIN_TARGET, task=TRAIN_ENV)
+    return trained(result, TRAIN_ENV) + f"; budget {budget:,} steps"

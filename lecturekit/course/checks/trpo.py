@@ -347,3 +347,248 @@ def check_natural_gradient_step(fn) -> None:
                         hint="x = F^+ g (torch.linalg.pinv or lstsq: F is singular), then step = sqrt(2 max_kl / "
                              "(x^T F x)) x.")
     c.passed(f"{len(cases)} cases: invertible and singular F, the small MDP")
+
+
+# --- fisher_vector_product (build-it, part 1) -----------------------------------------------------------------------
+def _fvp_variant(model, obs, damping, bug: str | None = None):
+    """v -> (F + damping I) v for the actor of a softmax ActorCritic, F = Hessian of the mean KL(pi_k || pi_theta)
+    at theta_k, by double backpropagation; with one bug if asked."""
+    params = list(model.pi.parameters())
+    old = model.pi(obs)
+    if bug != "old_not_detached":
+        old = old.detach()
+    kl = kl_categorical(old, model.pi(obs))
+    kl = kl.sum() if bug == "sum_kl" else kl.mean()
+    g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(kl, params, create_graph=True)])
+
+    def fvp(v):
+        hv = torch.autograd.grad(g @ v, params, retain_graph=True, allow_unused=True)
+        hv = torch.cat([(torch.zeros_like(p) if h is None else h).reshape(-1) for h, p in zip(hv, params)])
+        return hv if bug == "no_damping" else hv + damping * v
+
+    return fvp
+
+
+def _fvp_model(seed: int):
+    from lecturekit.course.updatecheck import cartpole_spaces
+    from lecturekit.nets import ActorCritic
+
+    model = ActorCritic(*cartpole_spaces(), hidden=(8, 8), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():  # logits of a policy that has learned something (not the near-uniform initial one)
+        model.pi[-1].weight.mul_(100.0)
+    return model
+
+
+@checker("fisher_vector_product")
+def check_fisher_vector_product(fn) -> None:
+    """Check `fn(model, obs, damping) -> fvp` with fvp(v) = (F + damping I) v, F the Fisher matrix of the actor's
+    parameters `list(model.pi.parameters())` (flattened in that order) on the states `obs`, against the explicit
+    matrix mean_s sum_a pi(a|s) grad log pi grad log pi^T (`optim.fisher_matrix_categorical`)."""
+    from lecturekit.optim import fisher_matrix_categorical
+
+    c = Check("fisher_vector_product")
+    for seed, B, damping in [(0, 6, 0.0), (1, 32, 0.1), (2, 64, 0.01)]:
+        model = _fvp_model(seed)
+        obs = torch.randn(B, 4, generator=torch.Generator().manual_seed(seed))
+        P = sum(p.numel() for p in model.pi.parameters())
+        F = fisher_matrix_categorical(model.pi, obs) + damping * torch.eye(P)
+        case = f"an actor 4-8-8-2 ({P} parameters), {B} states, damping={damping}"
+        fvp = c.call(fn, model, obs, damping, case=case)
+        if not callable(fvp):
+            c.fail(case, expected="a function v -> (F + damping I) v", got=fvp,
+                   hint="return the function (e.g. `def fvp(v): ...` then `return fvp`), not its value.")
+        mistakes = {}
+        for bug, hint in FVP_MISTAKES.items():
+            try:
+                mistakes[bug] = _fvp_variant(model, obs, damping, bug)
+            except Exception:  # pragma: no cover
+                pass
+        gen = torch.Generator().manual_seed(10 + seed)
+        for k in range(3):  # the same fvp is called several times (conjugate gradient does): keep the graph
+            v = torch.randn(P, generator=gen)
+            vcase = f"{case}: product number {k + 1} with a random v"
+            got = c.call(fvp, v.clone(), case=vcase)
+            if k == 0:
+                c.expect_tensor(got, F @ v, case=vcase, rtol=1e-4, atol=1e-6,
+                                mistakes={b: (f(v), FVP_MISTAKES[b]) for b, f in mistakes.items()},
+                                hint="fvp(v) = d/dtheta (grad KL . v) + damping v, with KL = mean over the states "
+                                     "of KL(pi_k(.|s) || pi_theta(.|s)) and pi_k's logits detached.")
+            else:
+                c.expect_tensor(got, F @ v, case=vcase, rtol=1e-4, atol=1e-6,
+                                hint="the first product was right but a later one is not: build the gradient of the "
+                                     "KL once (create_graph=True) and use retain_graph=True in each product.")
+    c.passed("3 actors and batches, 9 products compared with the explicit Fisher matrix")
+
+
+FVP_MISTAKES = {
+    "no_damping": "add damping * v to the product: conjugate gradient solves (F + damping I) x = g.",
+    "sum_kl": "average the KL over the states (.mean()), do not sum it: F is an expectation over states.",
+    "old_not_detached": "pi_k's logits must be constants (.detach() or torch.no_grad()): with both sides depending "
+                        "on theta, KL(pi_theta || pi_theta) is 0 for every theta and its Hessian is 0.",
+}
+
+
+# --- trpo_update (build-it, part 2): the assembly of the TRPO step and the critic update ----------------------------
+TRPO_UPDATE_KEYS = ("kl", "surrogate_gain", "value_loss")
+TRPO_BUDGET, TRPO_SEEDS = 60_000, (0, 1)  # layer 3: CartPole-v1 475 within this many env steps on one of these seeds
+
+
+def _trpo_variant(model, vf_opt, ro, cfg, bug: str | None = None, fvp_fn=None) -> dict:
+    """The TRPO update written out step by step (independently of `lecturekit.algos.trpo`), with one bug if asked."""
+    import math
+
+    from lecturekit.optim import conjugate_gradient as cg
+
+    adv, ret = ro.advantages(cfg.gamma, cfg.gae_lambda)
+    m = torch.ones(ro.valid.shape, dtype=torch.bool) if bug == "no_mask" else torch.as_tensor(ro.valid)
+    obs, act, logp_old, adv, ret = ro.obs[m], ro.actions[m], ro.logp[m], adv[m], ret[m]
+    if cfg.normalize_adv and bug != "no_normalize":
+        adv = (adv - adv.mean()) / (adv.std(unbiased=bug != "population_std") + 1e-8)
+    params = list(model.pi.parameters())
+    old_logits = model.pi(obs).detach()
+
+    def surrogate():
+        return (torch.exp(model.log_prob(obs, act) - logp_old) * adv).mean()
+
+    def mean_kl():
+        new = model.pi(obs)
+        return (kl_categorical(new, old_logits) if bug == "kl_reversed" else kl_categorical(old_logits, new)).mean()
+
+    g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(surrogate(), params)])
+    fvp = (fvp_fn or _fvp_variant)(model, obs, cfg.damping, "no_damping" if bug == "no_damping" else None)
+    x = g if bug == "vanilla" else cg(fvp, g, cfg.cg_iters)
+    d = g if bug == "beta_from_g" else x
+    beta = math.sqrt((1.0 if bug == "no_two" else 2.0) * cfg.max_kl / float(d @ fvp(d)))
+    step = -beta * x if bug == "minus" else beta * x
+    theta = torch.cat([p.detach().reshape(-1) for p in params])
+
+    def put(th):
+        i = 0
+        with torch.no_grad():
+            for p in params:
+                p.copy_(th[i:i + p.numel()].view_as(p))
+                i += p.numel()
+
+    with torch.no_grad():
+        base = float(surrogate())
+        new_theta, kl_v, gain = theta, 0.0, 0.0
+        for j in range(1 if bug == "no_line_search" else cfg.max_backtracks):
+            cand = theta + cfg.backtrack ** j * step
+            put(cand)
+            k, s = float(mean_kl()), float(surrogate())
+            if bug == "no_line_search" or ((k <= cfg.max_kl or bug == "ls_no_kl") and
+                                           (s > base or bug == "ls_no_improve")):
+                new_theta, kl_v, gain = cand, k, s - base
+                break
+        put(new_theta)
+        if new_theta is theta:
+            kl_v, gain = 0.0, 0.0
+    n = len(obs)
+    kk = max(1, min(cfg.vf_minibatches, n))
+    for i in range(cfg.vf_iters):
+        idx = slice(None) if bug == "vf_full_batch" else slice(i % kk, None, kk)
+        v_l = (model.value(obs[idx]) - ret[idx]).pow(2).mean()
+        if bug != "vf_no_zero_grad":
+            vf_opt.zero_grad()
+        v_l.backward()
+        vf_opt.step()
+    return {"kl": kl_v, "surrogate_gain": gain, "value_loss": float(v_l.detach())}
+
+
+TRPO_MISTAKES = {
+    "vanilla": "the step goes along the plain gradient g: TRPO's direction is x = F^{-1} g, from conjugate gradient "
+               "with your Fisher-vector product.",
+    "no_two": "the step size is beta = sqrt(2 delta / (x^T F x)): the quadratic model of the KL is 1/2 s^T F s, "
+              "so the 2 belongs there.",
+    "beta_from_g": "the step size uses the direction you step along: beta = sqrt(2 delta / (x^T F x)) with "
+                   "x = F^{-1} g, not g^T F g.",
+    "minus": "step uphill: theta + beta x (the surrogate is maximised), not theta - beta x.",
+    "no_line_search": "the full step is not always safe: try theta + backtrack^j * beta x for j = 0, 1, ... and take "
+                      "the first candidate that improves the surrogate and whose exact mean KL is at most max_kl.",
+    "ls_no_kl": "the line search must also check the exact mean KL of each candidate (<= cfg.max_kl), not only the "
+                "surrogate's improvement.",
+    "ls_no_improve": "the line search must also require an improvement of the surrogate (strictly larger than at "
+                     "theta_k), not only a KL within the radius.",
+    "no_damping": "conjugate gradient solves (F + cfg.damping I) x = g: pass the damping to the Fisher-vector "
+                  "product.",
+    "no_normalize": "cfg.normalize_adv is True: standardise the advantages, (A - mean) / (std + 1e-8), before the "
+                    "surrogate.",
+    "no_mask": "the autoreset steps (valid == False) are in your batch: keep only ro.valid steps.",
+    "kl_reversed": "the line search's KL is KL(pi_k || pi_theta), the old policy first (kl_categorical(old_logits, "
+                   "new_logits)).",
+    "vf_no_zero_grad": "the critic's gradients accumulated: call vf_opt.zero_grad() before each backward().",
+    "vf_full_batch": "the critic takes cfg.vf_iters steps on the minibatches obs[i % k::k] (k = cfg.vf_minibatches), "
+                     "cycling through them, not on the whole batch.",
+}
+
+TRPO_GROUP_HINTS = {
+    "actor": "The actor's change is the accepted line-search candidate theta_k + backtrack^j beta x: check the "
+             "advantages, the gradient g of the surrogate, x = CG(F, g), beta = sqrt(2 delta / x^T F x) and the "
+             "acceptance test (surrogate improves and exact KL <= max_kl).",
+    "critic": "The critic takes cfg.vf_iters Adam steps on mean((V(s) - R)^2), R = A + V_old from ro.advantages, on "
+              "the minibatches obs[i % k::k]: check the targets and the loop.",
+    "steps": "the critic takes cfg.vf_iters steps of vf_opt per update.",
+}
+
+TRPO_STAT_HINTS = {
+    "kl": "kl is the exact mean KL(pi_k || pi_new) of the accepted step (0.0 if every candidate was rejected).",
+    "surrogate_gain": "surrogate_gain is L(theta_new) - L(theta_k) of the accepted step (0.0 if none).",
+    "value_loss": "value_loss is the critic's loss on its last minibatch.",
+}
+
+
+def _trpo_trial(cfg, seed: int, confident: bool = False):
+    from lecturekit.course.updatecheck import Trial, cartpole_spaces, synthetic_rollout, warm_up
+    from lecturekit.nets import ActorCritic
+
+    def make():
+        model = ActorCritic(*cartpole_spaces(), hidden=(32, 32), generator=torch.Generator().manual_seed(seed))
+        if confident:  # a policy far from uniform: the KL is far from its quadratic model and the search backtracks
+            with torch.no_grad():
+                model.pi[-1].weight.mul_(100.0)
+        vf_opt = torch.optim.Adam(model.v.parameters(), lr=cfg.vf_lr)
+        warm_up([vf_opt], seed)
+        ro = synthetic_rollout(model, cfg.n_steps, cfg.n_envs, seed, logp_noise=0.2)
+        return Trial(args=(model, vf_opt, ro, cfg), groups={"actor": model.pi, "critic": model.v},
+                     optimizers={"vf_opt": vf_opt}, inputs={"ro": ro})
+
+    return make
+
+
+@checker("trpo_update")
+def check_trpo_update(fn, train: bool = True) -> None:
+    """Check `fn(model, vf_opt, ro, cfg) -> dict`, one TRPO update (natural-gradient step with line search, then the
+    critic), in three layers: one update on fixed rollouts matches the reference (`lecturekit.algos.trpo.update`)
+    within a relative 1e-3 (conjugate gradient amplifies rounding); the known silent bugs are named; and with
+    `train=True` it trains CartPole-v1 to 475 through `trpo.train(..., update=fn)` within TRPO_BUDGET steps on one
+    of TRPO_SEEDS."""
+    from functools import partial
+
+    from lecturekit.algos import trpo
+    from lecturekit.course.updatecheck import Mistake, check_training, check_update, train_with, trained
+    from lecturekit.evaluation import Run
+
+    c = Check("trpo_update")
+    mistakes = [Mistake(k, partial(_trpo_variant, bug=k), h) for k, h in TRPO_MISTAKES.items()]
+    accepted = [partial(_trpo_variant, bug="population_std")]  # std without Bessel's correction: as good
+    trials = [
+        ("one update on a rollout of T=16 steps in N=8 CartPole copies, max_kl=0.01",
+         trpo.Config(n_envs=8, n_steps=16, max_kl=0.01, vf_iters=5, vf_minibatches=2), 1),
+        ("one update of a confident policy with a large trust region (max_kl=0.2, damping=0.001): the full step "
+         "improves the surrogate but leaves the trust region, T=12, N=6",
+         trpo.Config(n_envs=6, n_steps=12, max_kl=0.2, vf_iters=3, vf_minibatches=3, damping=0.001), 2),
+        ("one update of another confident policy (max_kl=0.2, damping=0.001): the second candidate is inside the "
+         "trust region but makes the surrogate worse, T=12, N=6",
+         trpo.Config(n_envs=6, n_steps=12, max_kl=0.2, vf_iters=3, vf_minibatches=3, damping=0.001), 3),
+    ]
+    for case, cfg, seed in trials:
+        check_update(c, fn, trpo.update, _trpo_trial(cfg, seed, confident="confident" in case), case=case,
+                     mistakes=mistakes, accepted=accepted, rtol=1e-3, stat_rtol=1e-2, stats_keys=TRPO_UPDATE_KEYS,
+                     group_hints=TRPO_GROUP_HINTS, stat_hints=TRPO_STAT_HINTS)
+    summary = f"{len(trials)} one-update checks, {len(mistakes)} known mistakes ruled out"
+    if train:
+        run = lambda s: Run(steps=TRPO_BUDGET, seed=s, target=475.0, eval_every=2048)  # noqa: E731
+        result = check_training(c, lambda s: train_with(trpo, "CartPole-v1", trpo.Config(), run(s), fn),
+                                seeds=TRPO_SEEDS, budget=TRPO_BUDGET, target=475.0, task="CartPole-v1")
+        summary += "; " + trained(result)
+    c.passed(summary)
