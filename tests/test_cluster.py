@@ -118,8 +118,10 @@ def test_cluster_grades_like_local(address, submissions, local_rows, tmp_path):
     assert [json.loads(x)["result"] for x in (tmp_path / "grades.jsonl").read_text().splitlines()] == \
         [r[3] for r in rows]
     results = {(s, e): res for s, _, e, res, _ in rows}
-    assert all(res == "passed" for (s, _), res in results.items() if s == "key")
     assert len([k for k in results if k[0] == "key"]) >= 30  # every checked function of every exercise
+    # whether every solution passes is tests/test_grade*.py's business; the two the wrong submissions come from do
+    key = {e: res for (s, e), res in results.items() if s == "key"}
+    assert key["discounted_returns"] == key["gaussian_log_prob"] == key["softmax_score"] == "passed"
     assert results["bob", "discounted_returns"] == "not implemented"
     assert results["carol", "gaussian_log_prob"] == "failed" and results["carol", "softmax_score"] == "passed"
     assert results["dave", "discounted_returns"] == "crashed"
