@@ -81,6 +81,10 @@ grade-deps: setup  ## what `python -m lecturekit grade` needs: bubblewrap (apt-g
 	fi
 	@$(PY) -c "from lecturekit.course.sandbox import bwrap_problem as p; w = p(); print('grade-deps:', w or 'bubblewrap starts a sandbox here'); raise SystemExit(1 if w else 0)"
 
+.PHONY: cluster-deps
+cluster-deps: setup  ## what --cluster (grade, bench) and tests/test_cluster.py need: Dask, pyproject's extra 'cluster'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[cluster]'
+
 browser-check:
 	@if [ -x $(CHROMIUM) ] && $(PY) -c "import playwright" 2>/dev/null; then \
 	  echo "browser tests: will run (tests/browser: JupyterLab in headless $(CHROMIUM))"; \

@@ -497,11 +497,18 @@ def cmd_bench(args) -> int:
     algos = [get_algo(n) for n in (args.algos or names())]
     results = []
     try:
-        for algo in algos:
-            for seed in range(args.seeds):
-                results.append(r := bench_one(algo, seed))
-                print(f"  {algo.name} seed {seed}: solved={r['solved']} steps={r.get('solved_at_steps')} "
-                      f"s={r.get('solved_at_s')}", file=sys.stderr, flush=True)
+        if args.cluster:  # each run a task on a Dask cluster (lecturekit.course.cluster); a line as each one ends
+            from lecturekit.course import cluster
+            try:
+                results = cluster.bench(args.cluster, algos, args.seeds, log=cluster.stderr_log)
+            except cluster.ClusterError as e:
+                raise UsageError(str(e)) from None
+        else:
+            for algo in algos:
+                for seed in range(args.seeds):
+                    results.append(r := bench_one(algo, seed))
+                    print(f"  {algo.name} seed {seed}: solved={r['solved']} steps={r.get('solved_at_steps')} "
+                          f"s={r.get('solved_at_s')}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:  # the finished runs are still worth a table (not written to --out: it is partial)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"stopped by Ctrl-C after {len(results)} run(s)", file=sys.stderr)
@@ -558,6 +565,8 @@ def build_parser() -> Parser:
     b.add_argument("algos", nargs="*", help="algorithms (default: all)")
     b.add_argument("--seeds", type=positive_int, default=5, help="seeds 0..N-1 of each algorithm (default 5)")
     b.add_argument("--out", default=None, help="folder for results.json and results.md")
+    b.add_argument("--cluster", metavar="ADDRESS", default=None, help="run each (algorithm, seed) as a task on this "
+                   "Dask scheduler (tcp://host:8786, or a scheduler file)")
     g = sub.add_parser("grade", help="run filled-in exercise notebooks and report every exercise's result")
     g.add_argument("paths", nargs="+", metavar="PATH", help="notebooks, or folders of them (one sub-folder per "
                    "student, or files named like alice_ex00_discounted_returns.ipynb)")

@@ -1,6 +1,7 @@
 """Autograder for instructors: run submitted exercise notebooks in sandboxes and report every exercise's verdict.
 
     python -m lecturekit grade submissions/ [--timeout 300] [--cell-timeout 120] [--csv grades.csv] [--jobs 2]
+    python -m lecturekit grade submissions/ --cluster tcp://scheduler:8786   (each notebook a Dask task: cluster.py)
 
 Each notebook runs in its own bubblewrap sandbox (`lecturekit.course.sandbox`: the course read-only, a private copy
 of the notebook, no network, its own process namespace, caps on memory, processes, CPU time and output), cell by
@@ -253,9 +254,10 @@ class _Notebook:
 
 def grade_notebook(path: Path, student: str, timeout: float = 300, cell_timeout: float = 120,
                    exercise_dir: Path = EXERCISE_DIR, *, limits: sb.Limits | None = None, unsafe: bool = False,
-                   emit: Callable[[Row], None] | None = None) -> list[Row]:
+                   emit: Callable[[Row], None] | None = None, data: bytes | None = None) -> list[Row]:
     """Run one submission in its own sandbox and return one Row per expected exercise (each also given to `emit`
-    as soon as it is decided)."""
+    as soon as it is decided).  `data`: the file's bytes, when `path` names a file of another machine (a notebook
+    sent to a cluster's worker, `lecturekit.course.cluster`)."""
     import nbformat
 
     path = Path(path)
@@ -270,7 +272,7 @@ def grade_notebook(path: Path, student: str, timeout: float = 300, cell_timeout:
         return rows
 
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if data is None else data
         nb = nbformat.reads(data.decode("utf-8"), as_version=4)
         cells = [c for c in nb.cells if isinstance(c, dict)]
     except Exception as e:
@@ -462,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", default=None, help="JSON-lines copy of the rows (default: the CSV's name with "
                    ".jsonl; '' for none)")
     p.add_argument("--jobs", type=int, default=1, help="notebooks graded at the same time (default 1)")
+    p.add_argument("--cluster", metavar="ADDRESS", default=None, help="grade each notebook as a task on this Dask "
+                   "scheduler (tcp://host:8786, or a scheduler file) instead of here; each worker needs the course, "
+                   "bubblewrap and Dask (see the instructor guide)")
     p.add_argument("--memory", type=int, default=sb.Limits.memory_mb, metavar="MB",
                    help=f"memory per submission (default {sb.Limits.memory_mb})")
     p.add_argument("--output-limit", type=int, default=sb.Limits.output_mb, metavar="MB",
@@ -511,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             print(f"error: cannot write the results: {e}", file=sys.stderr)
             return 2
-    if not args.unsafe:
+    if not args.unsafe and not args.cluster:  # on a cluster the workers need bubblewrap, checked there
         why = sb.bwrap_problem()
         if why:
             print(f"error: {why}. Each submission is graded in a bubblewrap sandbox, so that its code cannot change "
@@ -519,13 +524,24 @@ def main(argv: list[str] | None = None) -> int:
                   "grade-deps` (or: sudo apt-get install bubblewrap), or pass --unsafe to run the submissions with "
                   "your own permissions.", file=sys.stderr)
             return 2
+    client = None
+    if args.cluster:  # reachable, and every worker fit (the course's version, bubblewrap), before any file is touched
+        from lecturekit.course import cluster
+        try:
+            client = cluster.open_client(args.cluster, sandbox=not args.unsafe)
+        except cluster.ClusterError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     try:
         writer = RowWriter(args.csv, jsonl)
     except OSError as e:
         print(f"error: cannot write the results: {e}", file=sys.stderr)
+        if client is not None:
+            client.close()
         return 2
     if not args.quiet:
-        print(f"grading {len(subs)} notebook(s), at most {args.timeout:g} s each, {args.jobs} at a time"
+        where = f"on the Dask cluster {args.cluster}" if args.cluster else f"{args.jobs} at a time"
+        print(f"grading {len(subs)} notebook(s), at most {args.timeout:g} s each, {where}"
               + (" WITHOUT a sandbox (--unsafe)" if args.unsafe else ""), file=sys.stderr, flush=True)
 
     def progress(ev: dict) -> None:
@@ -542,15 +558,29 @@ def main(argv: list[str] | None = None) -> int:
     limits = sb.Limits(memory_mb=args.memory, output_mb=args.output_limit,
                        cpu_seconds=int(min(args.timeout, 10 ** 6)) + 60)
     try:
-        rows = grade(args.paths, timeout=args.timeout, cell_timeout=args.cell_timeout,
-                     progress=None if args.quiet else progress, jobs=args.jobs, limits=limits, unsafe=args.unsafe,
-                     on_row=on_row)
+        if client is not None:
+            rows = cluster.grade(client, args.paths, timeout=args.timeout, cell_timeout=args.cell_timeout,
+                                 progress=None if args.quiet else progress, limits=limits, unsafe=args.unsafe,
+                                 on_row=on_row, log=None if args.quiet else cluster.stderr_log)
+        else:
+            rows = grade(args.paths, timeout=args.timeout, cell_timeout=args.cell_timeout,
+                         progress=None if args.quiet else progress, jobs=args.jobs, limits=limits,
+                         unsafe=args.unsafe, on_row=on_row)
     except KeyboardInterrupt:
         writer.close()
         print(table(kept))
         print(f"interrupted: the {len(kept)} row(s) decided so far are in {args.csv or jsonl or '(no file)'}",
               file=sys.stderr)
         return 130
+    except Exception as e:  # a worker found unfit once grading began
+        if client is None or not isinstance(e, cluster.ClusterError):
+            raise
+        writer.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if client is not None:
+            client.close()
     writer.close()
     print(table(rows))
     if args.csv:
