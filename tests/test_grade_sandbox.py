@@ -42,16 +42,29 @@ def test_every_checker_says_what_it_blocks():
 def _solution_definitions() -> list[str]:
     """The imports, functions and classes of the solution notebooks' cells (their other statements left out: checks,
     training runs, plots), after the imports that the notebooks' set-up cells would have made."""
-    out = ["import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"]
+    out = ["import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+           "from lecturekit import optim\n"]
     keep = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
-    for p in sorted((ROOT / "solutions").glob("ex*.py")):
-        for cell in re.split(r"^# %%.*$", p.read_text(), flags=re.M):
-            try:
-                nodes = [n for n in ast.parse(cell).body if isinstance(n, keep)]
-            except SyntaxError:  # a Markdown cell
-                continue
-            if any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in nodes):
-                out.append(ast.unparse(ast.Module(body=nodes, type_ignores=[])) + "\n")
+    cells = [cell for p in sorted((ROOT / "solutions").glob("ex*.py"))
+             for cell in re.split(r"^# %%.*$", p.read_text(), flags=re.M)]
+    defined = set()  # a later notebook's import of a reference must not shadow an earlier notebook's solution
+    for cell in cells:
+        try:
+            defined |= {n.name for n in ast.parse(cell).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        except SyntaxError:
+            pass
+    for cell in cells:
+        try:
+            nodes = [n for n in ast.parse(cell).body if isinstance(n, keep)]
+        except SyntaxError:  # a Markdown cell
+            continue
+        for n in nodes:
+            if isinstance(n, ast.ImportFrom):
+                n.names = [a for a in n.names if (a.asname or a.name) not in defined] or n.names
+        nodes = [n for n in nodes if not (isinstance(n, ast.ImportFrom)
+                                          and all((a.asname or a.name) in defined for a in n.names))]
+        if any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in nodes):
+            out.append(ast.unparse(ast.Module(body=nodes, type_ignores=[])) + "\n")
     return out
 
 
