@@ -1044,9 +1044,14 @@ class _CheckerPickler(pickle.Pickler):
         torch = _torch()
         if isinstance(obj, type):
             return NotImplemented
-        if torch is not None and isinstance(obj, torch.Tensor) and not isinstance(obj, torch.nn.Parameter):
-            if not obj.is_leaf or type(obj) is not torch.Tensor:
-                return _leaf_tensor, (obj.detach().clone(), bool(obj.requires_grad))
+        if torch is not None and isinstance(obj, torch.nn.Parameter):
+            if obj.grad is not None:  # pickle leaves .grad out: a stale gradient must reach the student's code too
+                return _parameter, (obj.detach().clone(), bool(obj.requires_grad), obj.grad.detach().clone())
+            return NotImplemented
+        if torch is not None and isinstance(obj, torch.Tensor):
+            if not obj.is_leaf or type(obj) is not torch.Tensor or obj.grad is not None:
+                grad = obj.grad.detach().clone() if obj.is_leaf and obj.grad is not None else None
+                return _leaf_tensor, (obj.detach().clone(), bool(obj.requires_grad), grad)
             return NotImplemented
         if _stays_here(obj):
             self.callbacks.append(obj)
@@ -1058,7 +1063,7 @@ def _stays_here(obj) -> bool:
     """A checker's callable (lambda, local function, bound method, partial, or a callable object of the checkers):
     it is called back, never sent."""
     torch = _torch()
-    if obj is _callback_stub or obj is _leaf_tensor or not callable(obj) or (
+    if obj is _callback_stub or obj is _leaf_tensor or obj is _parameter or not callable(obj) or (
             torch is not None and isinstance(obj, (torch.nn.Module, torch.Tensor))):
         return False
     if isinstance(obj, (functools.partial, types.MethodType)):
@@ -1068,8 +1073,19 @@ def _stays_here(obj) -> bool:
     return (type(obj).__module__ or "").startswith("lecturekit.course.checks")
 
 
-def _leaf_tensor(t, requires_grad):
-    return t.requires_grad_(requires_grad) if t.is_floating_point() or t.is_complex() else t
+def _leaf_tensor(t, requires_grad, grad=None):
+    t = t.requires_grad_(requires_grad) if t.is_floating_point() or t.is_complex() else t
+    if grad is not None and grad.shape == t.shape and (t.is_floating_point() or t.is_complex()):
+        t.grad = grad.to(t.dtype)
+    return t
+
+
+def _parameter(data, requires_grad, grad):
+    import torch
+    p = torch.nn.Parameter(data, requires_grad=requires_grad)
+    if grad is not None and grad.shape == p.shape:
+        p.grad = grad.to(p.dtype)
+    return p
 
 
 class Proxy:
