@@ -99,6 +99,9 @@ WRONG = {
               "    opt.zero_grad()\n    loss.backward()\n    opt.step()\n"
               "    batch.seen.append(int(idx[0]))\n"
               "    return {'loss': loss.item(), 'first': idx[:3]}\n",
+    "forward_and_step": "def forward_and_step(net, x, opt):\n"
+                        "    opt.zero_grad()\n    net(x).sum().backward()\n    opt.step()\n"
+                        "    return net(2 * x), lambda y: net(y).sum().item()\n",
 }
 
 
@@ -247,3 +250,23 @@ def _has(d: Path, mark: bytes) -> bool:
         return mark in (d / "cmdline").read_bytes()
     except OSError:
         return False
+
+
+@needs_bwrap
+def test_the_checkers_hooks_see_the_sandboxs_forward_calls_and_steps_and_returned_functions_call_back(box):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x = torch.randn(5, 3)
+    here = copy.deepcopy(net)
+    here(x).sum().backward()
+    calls, seen = [], []
+    net[2].register_forward_hook(lambda m, a, out: calls.append(a[0].shape))
+    net.register_forward_hook(lambda m, a, k, out: calls.append(a[0].clone()), with_kwargs=True)
+    opt.register_step_pre_hook(lambda o, a, k: seen.append([p.grad.clone() for p in net.parameters()]))
+    assert box.begin("forward_and_step")
+    out, fn = box.proxy("forward_and_step", [], time.monotonic() + 60)(net, x, opt)
+    assert [c if isinstance(c, torch.Size) else None for c in calls] == [torch.Size([5, 4]), None] * 2  # in order
+    assert torch.equal(calls[1], x) and torch.equal(calls[3], 2 * x)
+    assert len(seen) == 1 and all(torch.allclose(g, p.grad) for g, p in zip(seen[0], here.parameters()))
+    assert fn(x) == pytest.approx(net(x).sum().item(), rel=1e-6)  # a returned function runs in the sandbox

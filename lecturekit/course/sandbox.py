@@ -1109,8 +1109,15 @@ class Proxy:
             raise SandboxDied(box.dead)
         callbacks: list = []
         buf = io.BytesIO()
-        _CheckerPickler(buf, callbacks).dump((args, kwargs))
         hooked = _hooked(args, kwargs)
+        stashed = [(m, m._forward_hooks) for _, kind, m in hooked if kind == "module"]
+        try:  # the modules' forward hooks stay here (replayed after the call), not called back from the sandbox
+            for m, _ in stashed:
+                m._forward_hooks = type(m._forward_hooks)()
+            _CheckerPickler(buf, callbacks).dump((args, kwargs))
+        finally:
+            for m, hooks in stashed:
+                m._forward_hooks = hooks
         box._send({"op": "call", "blocked": self.blocked, "payload": buf.getvalue(), "handle": self.handle,
                    "hooked": [(path, kind) for path, kind, _ in hooked]})
         dec = _Decoder(args, kwargs, self)
@@ -1310,7 +1317,7 @@ def _hooked(args, kwargs) -> list:
     """(path, kind, object) for every optimizer among the arguments with step hooks ("optimizer") and every module
     (or submodule) with forward hooks ("module"): what happens to their copies in the sandbox is replayed on them."""
     torch = _torch()
-    out, seen = [], set()
+    out, seen, mods = [], set(), set()
     if torch is None:
         return out
 
@@ -1325,8 +1332,8 @@ def _hooked(args, kwargs) -> list:
                 out.append((path, "optimizer", x))
         elif isinstance(x, torch.nn.Module):
             for name, m in x.named_modules():
-                if m._forward_hooks and id(m) not in seen:
-                    seen.add(id(m))
+                if m._forward_hooks and id(m) not in mods:
+                    mods.add(id(m))
                     out.append((path + ([("submodule", name)] if name else []), "module", m))
         elif isinstance(x, (list, tuple)):
             for i, v in enumerate(x):
