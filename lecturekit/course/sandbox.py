@@ -16,10 +16,18 @@ The proxy contract (what a checker may rely on when it calls `fn(*args, **kwargs
 - Arguments go down pickled.  Tensors, NumPy arrays, numbers, strings, lists/tuples/dicts, dataclasses, `nn.Module`s,
   `torch.optim` optimizers, `torch.Generator`s and NumPy generators arrive as equal copies (shared objects stay
   shared: an optimizer steps the model's own parameters).  Lambdas, local functions and callables of the checkers
-  (`lecturekit.course.checks.*`) stay in the grader: the student's code gets a stub that calls back.
+  (`lecturekit.course.checks.*`) stay in the grader: the student's code gets a stub that calls back.  The `.grad` of
+  parameters and leaf tensors goes down too (an update without zero_grad meets the stale gradient it would here).
+- Hooks stay in the grader and see what happened in the sandbox: each step() of an argument's optimizer that has
+  step hooks is recorded there (the `.grad` of its parameters just before it), and each forward call of an
+  argument's module or submodule that has forward hooks (inputs and output); after the call the grader replays the
+  record in order: it sets its parameters' `.grad` to the recorded values and runs the optimizer's step pre- and
+  post-hooks, and runs the modules' forward hooks on the recorded inputs (`updatecheck.run_update`, the TD3 and SAC
+  recorders).
 - Results come back as data only (no pickle of the sandbox's objects is ever loaded by the grader): tensors (dtype,
   shape, requires_grad), arrays, NumPy scalars, numbers, strings, containers, dataclasses of `lecturekit`, modules
-  (as a plain `nn.Module` holding the parameters), and anything else as an opaque object of the same type name.
+  (as a plain `nn.Module` holding the parameters), functions (a `Proxy` of the function, kept alive in the sandbox
+  until the next `begin`), and anything else as an opaque object of the same type name.
   A result that *is* one of the arguments comes back as the checker's own object.
 - Arguments after the call come back too and are written into the checker's objects in place, so `Check.call` still
   sees an input modified in place: tensor and array values, `.grad` of leaf tensors and parameters, list and dict
