@@ -99,6 +99,9 @@ WRONG = {
               "    opt.zero_grad()\n    loss.backward()\n    opt.step()\n"
               "    batch.seen.append(int(idx[0]))\n"
               "    return {'loss': loss.item(), 'first': idx[:3]}\n",
+    "td3_online_critic_target": "from lecturekit.course.checks.td3 import _td3_reference\n"
+                                "def td3_online_critic_target(agent, batch, step, noise):\n"
+                                "    return _td3_reference(agent, batch, step, noise, bugs=('online_critic_target',))\n",
     "forward_and_step": "def forward_and_step(net, x, opt):\n"
                         "    opt.zero_grad()\n    net(x).sum().backward()\n    opt.step()\n"
                         "    return net(2 * x), lambda y: net(y).sum().item()\n",
@@ -154,6 +157,7 @@ def test_the_solutions_pass_through_the_proxy(box, exercise):
     ("kl_categorical", "kl_in_place", "modified its input"),                        # ... so Check.call sees mutation
     ("gae", "gae_raises", "ValueError: no luck (line 3: raise ValueError('no luck'))"),
     ("a2c_update", "a2c_no_zero_grad", "zero_grad"),  # the optimizer's steps are replayed on the checker's hooks
+    ("td3_update", "td3_online_critic_target", "uses the online critics"),  # ... and the networks' forward calls
 ])
 def test_silent_mistakes_fail_through_the_proxy(box, exercise, name, says):
     with pytest.raises(CheckFailed) as e:
