@@ -8,6 +8,7 @@ import ast
 import copy
 import csv
 import importlib
+import inspect
 import os
 import re
 import signal
@@ -42,22 +43,31 @@ def test_every_checker_says_what_it_blocks():
 def _solution_definitions() -> list[str]:
     """The imports, functions and classes of the solution notebooks' cells (their other statements left out: checks,
     training runs, plots), after the imports that the notebooks' set-up cells would have made."""
-    out = ["import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"]
+    out = ["import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+           "from lecturekit import optim\n"]
     keep = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
-    for p in sorted((ROOT / "solutions").glob("ex*.py")):
-        for cell in re.split(r"^# %%.*$", p.read_text(), flags=re.M):
-            try:
-                nodes = [n for n in ast.parse(cell).body if isinstance(n, keep) or (  # and constants like LOG_2PI
-                    isinstance(n, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in n.targets)
-                    and {x.id for x in ast.walk(n.value) if isinstance(x, ast.Name)} <= {"math", "np", "torch"})]
-            except SyntaxError:  # a Markdown cell
-                continue
-            # one namespace holds every notebook's answers: a later notebook importing the reference under an
-            # exercise's name (ex07 uses the library's polyak_update) must not replace the earlier answer
-            nodes = [n for n in nodes if not (isinstance(n, ast.ImportFrom) and any(a.name in CHECKERS and
-                                                                                     a.asname is None for a in n.names))]
-            if any(not isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes):
-                out.append(ast.unparse(ast.Module(body=nodes, type_ignores=[])) + "\n")
+    cells = [cell for p in sorted((ROOT / "solutions").glob("ex*.py"))
+             for cell in re.split(r"^# %%.*$", p.read_text(), flags=re.M)]
+    defined = set()  # a later notebook's import of a reference must not shadow an earlier notebook's solution
+    for cell in cells:
+        try:
+            defined |= {n.name for n in ast.parse(cell).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        except SyntaxError:
+            pass
+    for cell in cells:
+        try:
+            nodes = [n for n in ast.parse(cell).body if isinstance(n, keep) or (  # and constants like LOG_2PI
+                isinstance(n, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in n.targets)
+                and {m.id for m in ast.walk(n.value) if isinstance(m, ast.Name)} <= {"math", "np", "torch"})]
+        except SyntaxError:  # a Markdown cell
+            continue
+        for n in nodes:
+            if isinstance(n, ast.ImportFrom):
+                n.names = [a for a in n.names if (a.asname or a.name) not in defined] or n.names
+        nodes = [n for n in nodes if not (isinstance(n, ast.ImportFrom)
+                                          and all((a.asname or a.name) in defined for a in n.names))]
+        if any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Assign)) for n in nodes):
+            out.append(ast.unparse(ast.Module(body=nodes, type_ignores=[])) + "\n")
     return out
 
 
@@ -89,6 +99,12 @@ WRONG = {
               "    opt.zero_grad()\n    loss.backward()\n    opt.step()\n"
               "    batch.seen.append(int(idx[0]))\n"
               "    return {'loss': loss.item(), 'first': idx[:3]}\n",
+    "td3_online_critic_target": "from lecturekit.course.checks.td3 import _td3_reference\n"
+                                "def td3_online_critic_target(agent, batch, step, noise):\n"
+                                "    return _td3_reference(agent, batch, step, noise, bugs=('online_critic_target',))\n",
+    "forward_and_step": "def forward_and_step(net, x, opt):\n"
+                        "    opt.zero_grad()\n    net(x).sum().backward()\n    opt.step()\n"
+                        "    return net(2 * x), lambda y: net(y).sum().item()\n",
 }
 
 
@@ -104,9 +120,26 @@ def box():
     b.close()
 
 
+def _no_zero_grad() -> str:
+    """The solution's a2c_update without its opt.zero_grad(): a build-it mistake with a message of its own."""
+    src = (ROOT / "solutions" / "ex03_actor_critic.py").read_text()
+    fn = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef) and n.name == "a2c_update")
+    text = ast.get_source_segment(src, fn)
+    assert "    opt.zero_grad()\n" in text
+    return text.replace("def a2c_update(", "def a2c_no_zero_grad(").replace("    opt.zero_grad()\n", "")
+
+
+WRONG["a2c_no_zero_grad"] = _no_zero_grad()
+
+
 def _check(box, exercise: str, name: str | None = None):
+    """The checker on the proxy.  A build-it checker's training layer (`train=True`, thousands of updates, one round
+    trip each: about 55 ms per TD3 update, 250 s for check_td3_update) is left out: its one-update layers are what
+    the proxy has to get right."""
     assert box.begin(name or exercise)
-    getattr(checks, f"check_{exercise}")(box.proxy(name or exercise, sb.REFERENCES[exercise], time.monotonic() + 60))
+    check = getattr(checks, f"check_{exercise}")
+    kw = {"train": False} if "train" in inspect.signature(check).parameters else {}
+    check(box.proxy(name or exercise, sb.REFERENCES[exercise], time.monotonic() + 60), **kw)
 
 
 @needs_bwrap
@@ -123,6 +156,8 @@ def test_the_solutions_pass_through_the_proxy(box, exercise):
     ("polyak_update", "polyak_on_source", "changed the SOURCE"),                    # every argument's state comes back
     ("kl_categorical", "kl_in_place", "modified its input"),                        # ... so Check.call sees mutation
     ("gae", "gae_raises", "ValueError: no luck (line 3: raise ValueError('no luck'))"),
+    ("a2c_update", "a2c_no_zero_grad", "zero_grad"),  # the optimizer's steps are replayed on the checker's hooks
+    ("td3_update", "td3_online_critic_target", "uses the online critics"),  # ... and the networks' forward calls
 ])
 def test_silent_mistakes_fail_through_the_proxy(box, exercise, name, says):
     with pytest.raises(CheckFailed) as e:
@@ -219,3 +254,23 @@ def _has(d: Path, mark: bytes) -> bool:
         return mark in (d / "cmdline").read_bytes()
     except OSError:
         return False
+
+
+@needs_bwrap
+def test_the_checkers_hooks_see_the_sandboxs_forward_calls_and_steps_and_returned_functions_call_back(box):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x = torch.randn(5, 3)
+    here = copy.deepcopy(net)
+    here(x).sum().backward()
+    calls, seen = [], []
+    net[2].register_forward_hook(lambda m, a, out: calls.append(a[0].shape))
+    net.register_forward_hook(lambda m, a, k, out: calls.append(a[0].clone()), with_kwargs=True)
+    opt.register_step_pre_hook(lambda o, a, k: seen.append([p.grad.clone() for p in net.parameters()]))
+    assert box.begin("forward_and_step")
+    out, fn = box.proxy("forward_and_step", [], time.monotonic() + 60)(net, x, opt)
+    assert [c if isinstance(c, torch.Size) else None for c in calls] == [torch.Size([5, 4]), None] * 2  # in order
+    assert torch.equal(calls[1], x) and torch.equal(calls[3], 2 * x)
+    assert len(seen) == 1 and all(torch.allclose(g, p.grad) for g, p in zip(seen[0], here.parameters()))
+    assert fn(x) == pytest.approx(net(x).sum().item(), rel=1e-6)  # a returned function runs in the sandbox

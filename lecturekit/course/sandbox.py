@@ -16,10 +16,18 @@ The proxy contract (what a checker may rely on when it calls `fn(*args, **kwargs
 - Arguments go down pickled.  Tensors, NumPy arrays, numbers, strings, lists/tuples/dicts, dataclasses, `nn.Module`s,
   `torch.optim` optimizers, `torch.Generator`s and NumPy generators arrive as equal copies (shared objects stay
   shared: an optimizer steps the model's own parameters).  Lambdas, local functions and callables of the checkers
-  (`lecturekit.course.checks.*`) stay in the grader: the student's code gets a stub that calls back.
+  (`lecturekit.course.checks.*`) stay in the grader: the student's code gets a stub that calls back.  The `.grad` of
+  parameters and leaf tensors goes down too (an update without zero_grad meets the stale gradient it would here).
+- Hooks stay in the grader and see what happened in the sandbox: each step() of an argument's optimizer that has
+  step hooks is recorded there (the `.grad` of its parameters just before it), and each forward call of an
+  argument's module or submodule that has forward hooks (inputs and output); after the call the grader replays the
+  record in order: it sets its parameters' `.grad` to the recorded values and runs the optimizer's step pre- and
+  post-hooks, and runs the modules' forward hooks on the recorded inputs (`updatecheck.run_update`, the TD3 and SAC
+  recorders).
 - Results come back as data only (no pickle of the sandbox's objects is ever loaded by the grader): tensors (dtype,
   shape, requires_grad), arrays, NumPy scalars, numbers, strings, containers, dataclasses of `lecturekit`, modules
-  (as a plain `nn.Module` holding the parameters), and anything else as an opaque object of the same type name.
+  (as a plain `nn.Module` holding the parameters), functions (a `Proxy` of the function, kept alive in the sandbox
+  until the next `begin`), and anything else as an opaque object of the same type name.
   A result that *is* one of the arguments comes back as the checker's own object.
 - Arguments after the call come back too and are written into the checker's objects in place, so `Check.call` still
   sees an input modified in place: tensor and array values, `.grad` of leaf tensors and parameters, list and dict
@@ -243,8 +251,9 @@ def _is_optimizer(x) -> bool:
 class _Encoder:
     """Turns the student's objects into data (tagged tuples of builtins)."""
 
-    def __init__(self, ids: dict, sources: list, param_ids: dict | None = None):
+    def __init__(self, ids: dict, sources: list, param_ids: dict | None = None, functions: dict | None = None):
         self.ids, self.sources, self.param_ids = ids, sources, param_ids or {}
+        self.functions = functions  # handle -> function kept alive here (a returned function is called back)
         self.count = 0
 
     def tensor(self, t, with_grad_info=True):
@@ -328,6 +337,10 @@ class _Encoder:
             return ("generator", self.tensor(x.get_state(), with_grad_info=False))
         if np is not None and isinstance(x, np.random.Generator):
             return ("npgen", self(x.bit_generator.state, depth + 1))
+        if self.functions is not None and callable(x) and not isinstance(x, (type, types.ModuleType)):
+            handle = len(self.functions)
+            self.functions[handle] = x
+            return ("function", handle, str(getattr(x, "__name__", type(x).__name__))[:100])
         if dataclasses.is_dataclass(x) and not isinstance(x, type):
             cls = type(x)
             return ("dataclass", f"{cls.__module__}:{cls.__qualname__}",
@@ -347,8 +360,9 @@ class _Decoder:
     """Builds values from a sandbox's data, resolving references and autograd sources against the checker's own
     arguments."""
 
-    def __init__(self, args, kwargs):
+    def __init__(self, args, kwargs, proxy: "Proxy | None" = None):
         self.args, self.kwargs, self.count = args, kwargs, 0
+        self.proxy = proxy  # the call's proxy: a returned function becomes a proxy of the same sandbox
 
     def resolve(self, path):
         torch = _torch()
@@ -367,6 +381,8 @@ class _Decoder:
                 if not (isinstance(key, str) and key.isidentifier() and not key.startswith("__")):
                     raise ValueError("bad attribute path")
                 obj = getattr(obj, key)
+            elif kind == "submodule":
+                obj = obj.get_submodule(str(key)) if torch is not None and isinstance(obj, torch.nn.Module) else None
             else:
                 raise ValueError("bad path")
         return obj
@@ -465,6 +481,10 @@ class _Decoder:
             return obj
         if tag == "optimizer":
             return _opaque_class("Optimizer")()
+        if tag == "function" and self.proxy is not None and isinstance(d[1], int):
+            p = self.proxy
+            name = str(d[2]) if str(d[2]).isidentifier() else "function"
+            return Proxy(p.box, name, p.blocked, p.deadline, handle=d[1])
         if tag == "generator":
             import torch
             g = torch.Generator()
@@ -1032,9 +1052,14 @@ class _CheckerPickler(pickle.Pickler):
         torch = _torch()
         if isinstance(obj, type):
             return NotImplemented
-        if torch is not None and isinstance(obj, torch.Tensor) and not isinstance(obj, torch.nn.Parameter):
-            if not obj.is_leaf or type(obj) is not torch.Tensor:
-                return _leaf_tensor, (obj.detach().clone(), bool(obj.requires_grad))
+        if torch is not None and isinstance(obj, torch.nn.Parameter):
+            if obj.grad is not None:  # pickle leaves .grad out: a stale gradient must reach the student's code too
+                return _parameter, (obj.detach().clone(), bool(obj.requires_grad), obj.grad.detach().clone())
+            return NotImplemented
+        if torch is not None and isinstance(obj, torch.Tensor):
+            if not obj.is_leaf or type(obj) is not torch.Tensor or obj.grad is not None:
+                grad = obj.grad.detach().clone() if obj.is_leaf and obj.grad is not None else None
+                return _leaf_tensor, (obj.detach().clone(), bool(obj.requires_grad), grad)
             return NotImplemented
         if _stays_here(obj):
             self.callbacks.append(obj)
@@ -1046,7 +1071,7 @@ def _stays_here(obj) -> bool:
     """A checker's callable (lambda, local function, bound method, partial, or a callable object of the checkers):
     it is called back, never sent."""
     torch = _torch()
-    if obj is _callback_stub or obj is _leaf_tensor or not callable(obj) or (
+    if obj is _callback_stub or obj is _leaf_tensor or obj is _parameter or not callable(obj) or (
             torch is not None and isinstance(obj, (torch.nn.Module, torch.Tensor))):
         return False
     if isinstance(obj, (functools.partial, types.MethodType)):
@@ -1056,16 +1081,28 @@ def _stays_here(obj) -> bool:
     return (type(obj).__module__ or "").startswith("lecturekit.course.checks")
 
 
-def _leaf_tensor(t, requires_grad):
-    return t.requires_grad_(requires_grad) if t.is_floating_point() or t.is_complex() else t
+def _leaf_tensor(t, requires_grad, grad=None):
+    t = t.requires_grad_(requires_grad) if t.is_floating_point() or t.is_complex() else t
+    if grad is not None and grad.shape == t.shape and (t.is_floating_point() or t.is_complex()):
+        t.grad = grad.to(t.dtype)
+    return t
+
+
+def _parameter(data, requires_grad, grad):
+    import torch
+    p = torch.nn.Parameter(data, requires_grad=requires_grad)
+    if grad is not None and grad.shape == p.shape:
+        p.grad = grad.to(p.dtype)
+    return p
 
 
 class Proxy:
     """What a checker gets instead of the student's function: calls it in the sandbox (see the module docstring)."""
 
-    def __init__(self, box: Sandbox, name: str, blocked: list[str], deadline: float):
+    def __init__(self, box: Sandbox, name: str, blocked: list[str], deadline: float, handle: int | None = None):
         self.box, self.__name__, self.blocked, self.deadline = box, name, blocked, deadline
         self.__qualname__ = name
+        self.handle = handle  # a function the student's function returned (kept alive in the sandbox)
         self.used_reference: str | None = None
         self.signature = None
 
@@ -1080,9 +1117,18 @@ class Proxy:
             raise SandboxDied(box.dead)
         callbacks: list = []
         buf = io.BytesIO()
-        _CheckerPickler(buf, callbacks).dump((args, kwargs))
-        box._send({"op": "call", "blocked": self.blocked, "payload": buf.getvalue()})
-        dec = _Decoder(args, kwargs)
+        hooked = _hooked(args, kwargs)
+        stashed = [(m, m._forward_hooks) for _, kind, m in hooked if kind == "module"]
+        try:  # the modules' forward hooks stay here (replayed after the call), not called back from the sandbox
+            for m, _ in stashed:
+                m._forward_hooks = type(m._forward_hooks)()
+            _CheckerPickler(buf, callbacks).dump((args, kwargs))
+        finally:
+            for m, hooks in stashed:
+                m._forward_hooks = hooks
+        box._send({"op": "call", "blocked": self.blocked, "payload": buf.getvalue(), "handle": self.handle,
+                   "hooked": [(path, kind) for path, kind, _ in hooked]})
+        dec = _Decoder(args, kwargs, self)
 
         def handle(msg):
             _, k, a, kw = msg
@@ -1094,12 +1140,14 @@ class Proxy:
                 return ("callback_error", type(e).__name__, str(e)[:2000])
 
         msg = box._answer(self.deadline, handle)
-        if not (isinstance(msg, tuple) and len(msg) == 5 and msg[0] == "result"):
+        if not (isinstance(msg, tuple) and len(msg) in (5, 6) and msg[0] == "result"):
             raise SandboxDied("the submission answered out of turn")
-        _, value, states, exc, reference = msg
+        _, value, states, exc, reference = msg[:5]
         if reference:
             self.used_reference = str(reference)
             raise UsesReference(self.used_reference)
+        if len(msg) > 5 and isinstance(msg[5], list):
+            _replay(msg[5], hooked, dec)
         if isinstance(states, tuple) and len(states) == 2:
             arg_states, kw_states = states
             for a, s in zip(args, arg_states if isinstance(arg_states, list) else []):
@@ -1135,6 +1183,7 @@ class _Server:
         self.hit: str | None = None
         self.fn = None
         self.shell = None
+        self.functions: dict = {}  # handle -> a function a student's function returned
 
     def send(self, obj) -> None:
         _write_msg(self.resp, pickle.dumps(obj, protocol=5))
@@ -1220,6 +1269,7 @@ class _Server:
             elif op == "begin":
                 fn = self.shell.user_ns.get(msg["name"]) if self.shell else None
                 self.fn = fn if callable(fn) else None
+                self.functions = {}
                 self.send(("begin", self.fn is not None, _parameters(self.fn)))
             elif op == "call":
                 self.send(self.call(msg))
@@ -1239,6 +1289,7 @@ class _Server:
     def call(self, msg):
         self.blocked, self.hit = set(msg["blocked"]), None
         value = states = exc = None
+        events: list = []
         try:
             args, kwargs = pickle.loads(msg["payload"])
             ids, sources = _path_index(args, kwargs)
@@ -1247,14 +1298,18 @@ class _Server:
             if torch is not None:
                 for a in [*args, *kwargs.values()]:
                     _collect_param_ids(a, param_ids)
+            fn = self.fn if msg.get("handle") is None else self.functions.get(msg["handle"])
+            recorder = _EventRecorder(args, kwargs, msg.get("hooked") or [])
             try:
-                out = self.fn(*args, **kwargs)
+                out = fn(*args, **kwargs)
             except BaseException as e:  # noqa: BLE001 - everything the student's code raises is its answer
                 out = None
                 exc = (type(e).__name__, str(e), _student_line(e))
             finally:
                 self.blocked = set()
-            enc = _Encoder(ids, sources, param_ids)
+                recorder.close()
+            events = recorder.events
+            enc = _Encoder(ids, sources, param_ids, functions=self.functions)
             value = enc(out)
             arg_enc = _Encoder({}, [], param_ids)
             states = ([arg_enc(a, top=True) for a in args], [(k, arg_enc(v, top=True)) for k, v in kwargs.items()])
@@ -1262,7 +1317,116 @@ class _Server:
             exc = ("KeyboardInterrupt", "interrupted", "")
         except BaseException as e:  # noqa: BLE001 - could not even encode the answer
             exc = (type(e).__name__, f"the answer could not be sent back to the grader: {e}", "")
-        return ("result", value, states, exc, self.hit)
+        return ("result", value, states, exc, self.hit, events)
+
+
+# ---------------------------------------------------------------- hooks of the checker's optimizers and modules
+def _hooked(args, kwargs) -> list:
+    """(path, kind, object) for every optimizer among the arguments with step hooks ("optimizer") and every module
+    (or submodule) with forward hooks ("module"): what happens to their copies in the sandbox is replayed on them."""
+    torch = _torch()
+    out, seen, mods = [], set(), set()
+    if torch is None:
+        return out
+
+    def walk(x, path, depth):
+        if id(x) in seen or depth > 4 or len(seen) > 10_000:
+            return
+        seen.add(id(x))
+        if isinstance(x, (int, float, str, bytes, bool, type(None), complex, torch.Tensor)):
+            return
+        if isinstance(x, torch.optim.Optimizer):
+            if x._optimizer_step_pre_hooks or x._optimizer_step_post_hooks:
+                out.append((path, "optimizer", x))
+        elif isinstance(x, torch.nn.Module):
+            for name, m in x.named_modules():
+                if m._forward_hooks and id(m) not in mods:
+                    mods.add(id(m))
+                    out.append((path + ([("submodule", name)] if name else []), "module", m))
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                walk(v, path + [("item", i)], depth + 1)
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                if isinstance(k, (str, int)):
+                    walk(v, path + [("item", k)], depth + 1)
+        elif hasattr(x, "__dict__") and not isinstance(x, type) and not callable(x):
+            for k, v in list(vars(x).items())[:200]:
+                if isinstance(k, str) and k.isidentifier() and not k.startswith("__"):
+                    walk(v, path + [("attr", k)], depth + 1)
+
+    for i, a in enumerate(args):
+        walk(a, [("arg", i)], 0)
+    for k, a in kwargs.items():
+        walk(a, [("kw", k)], 0)
+    return out
+
+
+class _EventRecorder:
+    """In the sandbox: records, in order, each step() of the hooked optimizers (the .grad of each of its parameters
+    before the step, then the step's end) and each forward call of the hooked modules (inputs and output)."""
+
+    def __init__(self, args, kwargs, hooked: list):
+        self.events: list = []
+        self.handles = []
+        resolver = _Decoder(args, kwargs)
+        enc = _Encoder({}, [])
+        for i, (path, kind) in enumerate(hooked):
+            try:
+                obj = resolver.resolve(path)
+            except Exception:
+                continue
+            torch = _torch()
+            if kind == "optimizer" and torch is not None and isinstance(obj, torch.optim.Optimizer):
+                def pre(opt, a, k, i=i):
+                    grads = [None if p.grad is None else enc.tensor(p.grad, with_grad_info=False)
+                             for group in opt.param_groups for p in group["params"]]
+                    self.events.append(("step_pre", i, grads))
+
+                def post(opt, a, k, i=i):
+                    self.events.append(("step_post", i))
+                self.handles += [obj.register_step_pre_hook(pre), obj.register_step_post_hook(post)]
+            elif kind == "module" and torch is not None and isinstance(obj, torch.nn.Module):
+                def fwd(module, a, k, output, i=i):
+                    enc.count = 0
+                    self.events.append(("forward", i, enc(tuple(a)), enc(dict(k)), enc(output)))
+                self.handles.append(obj.register_forward_hook(fwd, with_kwargs=True))
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _replay(events: list, hooked: list, dec: _Decoder) -> None:
+    """In the grader: run the hooks of the checker's optimizers and modules for each recorded event, in order, with
+    the checker's parameters' .grad set to what the sandbox's had at each step()."""
+    torch = _torch()
+    for ev in events[:100_000]:
+        if not (isinstance(ev, tuple) and len(ev) >= 2 and isinstance(ev[1], int) and 0 <= ev[1] < len(hooked)):
+            continue
+        _, kind, obj = hooked[ev[1]]
+        if ev[0] == "step_pre" and kind == "optimizer" and len(ev) == 3 and isinstance(ev[2], list):
+            params = [p for group in obj.param_groups for p in group["params"]]
+            if len(params) == len(ev[2]):
+                for p, g in zip(params, ev[2]):
+                    g = None if g is None else dec.tensor(g)
+                    p.grad = None if g is None or g.shape != p.shape else g.to(p.dtype)
+            for hook in list(obj._optimizer_step_pre_hooks.values()):
+                hook(obj, (), {})
+        elif ev[0] == "step_post" and kind == "optimizer":
+            for hook in list(obj._optimizer_step_post_hooks.values()):
+                hook(obj, (), {})
+        elif ev[0] == "forward" and kind == "module" and len(ev) == 5:
+            a, k, out = dec(ev[2]), dec(ev[3]), dec(ev[4])
+            if not (isinstance(a, tuple) and isinstance(k, dict)):
+                continue
+            with_kwargs = getattr(obj, "_forward_hooks_with_kwargs", {})
+            with torch.no_grad():
+                for hid, hook in list(obj._forward_hooks.items()):
+                    if with_kwargs.get(hid):
+                        hook(obj, a, k, out)
+                    else:
+                        hook(obj, a, out)
 
 
 def _parameters(fn) -> list:
