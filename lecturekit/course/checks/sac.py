@@ -587,7 +587,7 @@ def _sac_fixture(cfg, seed: int = 0):
     """A SAC agent on the fixture task that has trained a little: warm optimizers, the last update's gradients in
     .grad, target critics that differ from the online ones (and require grad, so that a target computed with
     autograd on leaves a .grad there)."""
-    agent = _make_agent(_sac, "SAC", cfg, seed)
+    agent = _make_agent(_sac, cfg, seed)
     _randomize(agent.critic_targ, seed + 2)
     agent.critic_targ.requires_grad_(True)
     _sac_reference(agent, _fixture_batch(seed + 10), 0, (_fixture_noise(seed + 11), _fixture_noise(seed + 12)))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 
 import gymnasium as gym
 import numpy as np
@@ -292,15 +291,11 @@ def _box(actor: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return sq.center, sq.half_range
 
 
-def _make_agent(mod, old_class: str, cfg, seed: int):
+def _make_agent(mod, cfg, seed: int):
     """The course's agent of algorithm module `mod` on the fixture task, its weights drawn from `seed`."""
-    obs_space, act_space = _fixture_spaces()
-    if hasattr(mod, "Agent"):  # the seam's agents: Agent(obs_dim, act_dim, low, high, cfg, generator)
-        return mod.Agent(3, act_space.shape[0], torch.as_tensor(act_space.low), torch.as_tensor(act_space.high), cfg,
-                         torch.Generator().manual_seed(seed))
-    with torch.random.fork_rng():  # TEMPORARY until the off-policy seam is merged
-        torch.manual_seed(seed)
-        return getattr(mod, old_class)(obs_space, act_space, cfg, seed)
+    _, act_space = _fixture_spaces()
+    return mod.Agent(3, act_space.shape[0], torch.as_tensor(act_space.low), torch.as_tensor(act_space.high), cfg,
+                     torch.Generator().manual_seed(seed))
 
 
 def _critic_modules(prefix: str, critic: nn.Module) -> dict:
@@ -518,7 +513,7 @@ def _td3_fixture(cfg, seed: int = 0):
     """A TD3 agent on the fixture task that has trained a little: warm optimizers, gradients left in .grad by its
     last update, target networks that differ from the online ones (and require grad, so that a target computed with
     autograd on leaves a .grad there), and a target actor near the box's edges (so that clipping a' matters)."""
-    agent = _make_agent(_td3, "TD3", cfg, seed)
+    agent = _make_agent(_td3, cfg, seed)
     _randomize(agent.actor_targ, seed + 1)
     _randomize(agent.critic_targ, seed + 2)
     with torch.no_grad():
@@ -624,27 +619,11 @@ def train_with_update(algo: str, update, cfg=None, *, steps: int, seed: int = 0,
     """
     from lecturekit.algos import sac as _sac
     from lecturekit.evaluation import Run
-    from lecturekit.offpolicy import train_off_policy
 
     mod = {"td3": _td3, "sac": _sac}[algo]
-    cfg = cfg or mod.Config()
-    if "update" in inspect.signature(mod.train).parameters:  # the seam of issue 14
-        run = Run(steps=steps, seed=seed, target=target, eval_every=TRAIN_EVAL_EVERY,
-                  eval_episodes=TRAIN_EVAL_EPISODES, callback=callback)
-        return mod.train(env_id, cfg, run, update=update)
-    # TEMPORARY until the off-policy seam is merged: the course's agent with its update swapped for `update`
-    gen = torch.Generator().manual_seed(seed + 12345)
-    base = mod.TD3 if algo == "td3" else mod.SAC
-
-    class Agent(base):
-        def update(self, b, step):
-            shape = tuple(b.action.shape)
-            if algo == "td3":
-                return update(self, b, step, torch.randn(shape, generator=gen))
-            return update(self, b, step, (torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)))
-
-    return train_off_policy(algo, env_id, cfg, Agent, steps=steps, seed=seed, target=target,
-                            eval_every=TRAIN_EVAL_EVERY, eval_episodes=TRAIN_EVAL_EPISODES, callback=callback)
+    run = Run(steps=steps, seed=seed, target=target, eval_every=TRAIN_EVAL_EVERY, eval_episodes=TRAIN_EVAL_EPISODES,
+              callback=callback)
+    return mod.train(env_id, cfg or mod.Config(), run, update=update)
 
 
 def _train_layer(c: Check, algo: str, update, seeds, budget: int) -> str:
