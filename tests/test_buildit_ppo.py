@@ -69,14 +69,14 @@ def ppo_impl(model, opt, ro, cfg, gen, *, bug=None, gae="loop", order="plain", u
             if order != "value_first":
                 v = model.value(obs[idx])
                 target = adv[idx] + model.value(obs[idx]) if bug == "target_grad" else ret[idx]
-                value_loss = (v - target).square().mean()
+                value_loss = (0.5 if bug == "half_value" else 1.0) * (v - target).square().mean()
             ent = model.entropy(obs[idx]).mean()
             c_h = -cfg.entropy_coef if bug == "ent_sign" else cfg.entropy_coef
             loss = policy_loss + cfg.value_coef * value_loss - c_h * ent
             if bug != "no_zero_grad":
                 opt.zero_grad()
             loss.backward()
-            if cfg.max_grad_norm and bug != "no_clip":
+            if (cfg.max_grad_norm or bug == "clip_at_zero") and bug != "no_clip":
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             opt.step()
             lr = (logp - old).detach()
@@ -131,6 +131,8 @@ def test_accepts_the_library_update_and_the_checkers_variant(capsys):
     ("gae_trunc", ["truncated episode (time limit) was treated as terminated in GAE"]),
     ("gae_autoreset", ["autoreset step (valid == False) was treated as an ordinary step in GAE"]),
     ("no_clip", ["not clipped"]),
+    ("clip_at_zero", ["max_grad_norm = 0 means no clipping"]),
+    ("half_value", ["without the factor 1/2"]),
     ("kl_k1", ["approx_kl is mean((r - 1) - log r)"]),
     ("clip_frac_count", ["'clip_frac'", "fraction of steps"]),
 ])

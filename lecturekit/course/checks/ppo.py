@@ -385,13 +385,13 @@ def _ppo_variant(model, opt, ro, cfg, gen, bug: str | None = None) -> dict:
                 torch.min(ratio * a, clipped)
             pi_l = -surr.mean()
             target = adv_tn[m][idx] + model.value(obs[idx]) if bug == "ret_with_grad" else ret[idx]
-            v_l = (v - target).pow(2).mean()
+            v_l = (0.5 if bug == "half_value_loss" else 1.0) * (v - target).pow(2).mean()
             c_h = -cfg.entropy_coef if bug == "ent_sign" else cfg.entropy_coef
             loss = pi_l + (1.0 if bug == "no_value_coef" else cfg.value_coef) * v_l - c_h * ent
             if bug != "no_zero_grad":
                 opt.zero_grad()
             loss.backward()
-            if cfg.max_grad_norm and bug != "no_clip":
+            if (cfg.max_grad_norm or bug == "clip_at_zero") and bug != "no_clip":
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             opt.step()
             with torch.no_grad():
@@ -439,9 +439,15 @@ PPO_MISTAKES = {
                      "(V - (A + V))^2 = A^2 does not train the critic at all.",
     "no_value_coef": "the critic's term is weighted by cfg.value_coef: loss = policy_loss + value_coef * value_loss "
                      "- entropy_coef * entropy.",
+    "half_value_loss": "the value loss is mean((V(s) - R)^2), without the factor 1/2 some codebases put in front "
+                       "(they use a larger value_coef): here cfg.value_coef is its only weight. Because the gradient "
+                       "is clipped to a global norm over all parameters, a factor in the critic's loss changes the "
+                       "actor's clipped gradient too.",
     "ent_sign": "the entropy bonus has the wrong sign: subtract entropy_coef * mean(H) from the loss.",
     "no_clip": "the gradient was not clipped: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm) "
                "between backward() and step().",
+    "clip_at_zero": "cfg.max_grad_norm = 0 means no clipping: clip_grad_norm_(..., 0) sets every gradient to zero "
+                    "and the step does nothing. Clip only when cfg.max_grad_norm > 0.",
     "kl_k1": "approx_kl is mean((r - 1) - log r), which is never negative; mean(logp_old - logp) is an unbiased but "
              "noisy estimate that can be negative.",
 }
