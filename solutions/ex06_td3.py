@@ -1,15 +1,18 @@
 # %% [markdown]
 # # Exercise 06 · The TD3 target and Polyak averaging
 #
-# *Time: about 35 minutes (three functions) for a student who followed the lecture (an estimate, see
-# the course map). Difficulty 3 of 5.*
+# *Time: about 50 minutes (four functions, the last one the whole TD3 update) for a student who followed the
+# lecture; the checks and the training runs take about 40 seconds of machine time in all (an estimate of the
+# student's time, see the course map). Difficulty 3 of 5.*
 #
 # Lecture part 6: "Deep Deterministic Policy Gradient (DDPG)" and "TD3: Twin Delayed Deep Deterministic Policy
-# Gradient". Notebook [12 DDPG and TD3](../notebooks/12_ddpg_td3.ipynb) tells the story; here you write two small
-# pieces that every update of DDPG, TD3 and SAC relies on.
+# Gradient". Notebook [12 DDPG and TD3](../notebooks/12_ddpg_td3.ipynb) tells the story; here you write three small
+# pieces that every update of DDPG and TD3 relies on, then the whole update from them.
 #
 # 1. `td3_target`: the regression target of TD3's critics (clipped double Q-learning).
-# 2. `polyak_update`: the slow "soft" update that makes the target networks trail the trained ones.
+# 2. `polyak_update`: the slow "soft" update that makes the target networks trail the trained ones (SAC uses it too).
+# 3. `dpg_actor_loss`: the deterministic policy gradient as a loss.
+# 4. `td3_update`: the whole TD3 (and DDPG) update, which then trains Pendulum live.
 
 # %%
 import lecturekit as lk
@@ -234,7 +237,7 @@ assert err < 0.1
 # the delayed actor updates let the critic settle before the actor follows it.
 
 # %% [markdown]
-# ## 3. Build it: the whole TD3 update
+# ## 4. Build it: the whole TD3 update
 #
 # You now write the step that the course's TD3 runs after every environment step: everything between "here is a
 # minibatch from the replay buffer" and "the networks have moved". The course provides the rest (the networks, the
