@@ -51,10 +51,10 @@
 # | ex02 REINFORCE | REINFORCE loss, Gaussian policy gradient, the log-derivative trick, the baseline's zero mean, gradient samples on the small MDP (variance with and without a baseline); build it: the episode collection and the whole update, trained on CartPole | 70 min | 2 of 5 |
 # | ex03 Actor-critic | bootstrapped returns, A2C loss; build it: the whole A2C update, trained on CartPole | 30 min | 2 of 5 |
 # | ex04 TRPO | KL of softmax policies, conjugate gradient, line search, tabular Fisher matrix, natural gradient step; build it: the Fisher-vector product and the TRPO step, trained on CartPole | 55 min | 3 of 5 |
-# | ex05 PPO | GAE, clipped surrogate, the clipping table, n-step advantages (GAE's telescoping sum); build it: the whole PPO update, trained on CartPole | 50 min | 3 of 5 |
-# | ex06 TD3 | clipped double-Q target, Polyak averaging, DPG actor loss; build it: the whole TD3 (and DDPG) update, trained on Pendulum | 35 min | 3 of 5 |
-# | ex07 SAC | squashed-Gaussian log-density, soft target, actor and temperature losses, tanh density, reparameterised sample; build it: the whole SAC update, trained on Pendulum | 55 min | 4 of 5 |
-# | ex08 Find the bug | three fixes: a return computation, an on-policy loss, an off-policy critic loss | 60 min | 4 of 5 |
+# | ex05 PPO | GAE, clipped surrogate, n-step advantages (GAE's telescoping sum), the clipping table (optional); build it: the whole PPO update, trained on CartPole | 60 min (+10 optional) | 3 of 5 |
+# | ex06 TD3 | clipped double-Q target, Polyak averaging, DPG actor loss; build it: the whole TD3 (and DDPG) update, trained on Pendulum | 50 min | 3 of 5 |
+# | ex07 SAC | squashed-Gaussian log-density, soft target, actor and temperature losses, tanh density, reparameterised sample; build it: the whole SAC update, trained on Pendulum | 60 min | 4 of 5 |
+# | ex08 Find the bug | three fixes: a return computation, an on-policy loss, an off-policy critic loss | 50 min | 4 of 5 |
 #
 # **Where the lecture and the computations disagree.** A few statements of the lecture do not survive an exact
 # computation (TRPO's "guaranteed" improvement, the target A2C really uses, and others). Each is listed in
