@@ -50,7 +50,17 @@ def student_update(agent, batch, step, noise, bug=None):
         alpha_loss = (agent.log_alpha.exp() * (-logp.detach() - agent.target_entropy)).mean()
         if bug == "temp_sign":
             alpha_loss = -alpha_loss
-    if bug == "alpha_not_detached":  # one backward for both losses: log_alpha also gets the actor loss's gradient
+    if bug == "temp_logp_resampled":  # the actor steps first, then log pi(a|s) is drawn again for the temperature
+        agent.actor_opt.zero_grad()
+        actor_loss.backward()
+        agent.actor_opt.step()
+        with torch.no_grad():
+            logp_new = sample(agent.actor, b.obs, eps_now)[1]
+        alpha_loss = (agent.log_alpha.exp() * (-logp_new - agent.target_entropy)).mean()
+        agent.alpha_opt.zero_grad()
+        alpha_loss.backward()
+        agent.alpha_opt.step()
+    elif bug == "alpha_not_detached":  # one backward for both losses: log_alpha also gets the actor loss's gradient
         agent.actor_opt.zero_grad()
         agent.alpha_opt.zero_grad()
         (actor_loss + alpha_loss).backward()
@@ -158,6 +168,7 @@ WRONG = {
     "target_grad": "the target y carries a gradient",
     "online_critic_target": "the target uses the online critics",
     "temp_sign": "the temperature moves the wrong way",
+    "temp_logp_resampled": "computed again after the actor's step",
     "logp_of_current": "uses log pi of the action at s",
     "buffer_action": "a' is the batch's action",
     "alpha_not_detached": "log_alpha also received the actor loss's gradient",

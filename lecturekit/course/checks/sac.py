@@ -493,6 +493,8 @@ def _sac_reference(agent, b: Batch, step: int, noise, order: str = "critic_first
             return
         sample_now()
         lp = state["logp"].detach()
+        if "temp_logp_resampled" in bugs:  # log pi(a|s) drawn again, from the actor after its step
+            lp = _sac_sample(actor, b.obs, eps_now)[1].detach()
         la = agent.log_alpha
         loss = (la if "temp_log_alpha" in bugs else la.exp()) * (-lp - agent.target_entropy)
         loss = -loss.mean() if "temp_sign" in bugs else loss.mean()
@@ -531,6 +533,9 @@ SAC_BUGS = {  # name -> what the student is told (each re-enacted by `_sac_refer
                  "(alpha = log_alpha.exp()); with the sign flipped alpha grows while the entropy is above the target.",
     "temp_log_alpha": "the temperature loss uses log_alpha where alpha = log_alpha.exp() belongs: "
                       "mean(log_alpha.exp() * (-logp.detach() - target_entropy)).",
+    "temp_logp_resampled": "the temperature loss uses a log pi(a|s) computed again after the actor's step (the actor "
+                           "has moved, so it differs a little): use the log-probability of the actor step's own "
+                           "sample, detached.",
     "alpha_not_detached": "log_alpha also received the actor loss's gradient: in the actor loss alpha is a "
                           "constant (alpha = log_alpha.exp().item() or .detach()); only the temperature loss trains "
                           "it.",
