@@ -222,6 +222,11 @@ def _rel_err(got: Tensor | None, ref: Tensor | None, floor: float) -> float:
     return d / max(float(ref.double().norm()), floor, 1e-30)
 
 
+def _times(f: float) -> str:
+    """A gradient's factor for a message, with enough digits that a factor near 1 does not print as "1 times"."""
+    return f"{f:.4g}" if abs(f - 1.0) >= 5e-4 else f"{f:.7g}"
+
+
 def _factor(got: list, ref: list, rtol: float) -> float | None:
     """f such that got = f * ref for the whole group (within 10 rtol), else None."""
     if any(g is None or r is None or g.shape != r.shape for g, r in zip(got, ref)) or not ref:
@@ -253,6 +258,7 @@ def compare(got: Outcome, ref: Outcome, rtol: float = 1e-4) -> list[Difference]:
             diffs.append(Difference("steps", f"optimizer '{oname}'", oname, math.inf,
                                     f"`{oname}.step()` was called {len(got_steps)} time(s); the reference calls it "
                                     f"{len(ref_steps)} time(s)"))
+    n_before = len(diffs)
     for oname, ref_steps in ref.steps.items():
         got_steps = got.steps.get(oname, [])
         for k, (gs, rs) in enumerate(zip(got_steps, ref_steps)):
@@ -269,11 +275,17 @@ def compare(got: Outcome, ref: Outcome, rtol: float = 1e-4) -> list[Difference]:
                     ok = [h for h in per_group if h not in bad]
                     names = [n for n in rs if group_of.get(n) == g]
                     f = _factor([gs.get(n) for n in names], [rs[n] for n in names], rtol)
-                    how = (f"is {f:.4g} times the reference's (same direction)" if f is not None else
+                    how = (f"is {_times(f)} times the reference's (same direction)" if f is not None else
                            f"differs from the reference's (relative error {e:.3g})")
                     diffs.append(Difference("grad", where, g, e, f"at {where} the gradient of the {g} {how}" +
                                             (f"; the gradient of the {', '.join(ok)} matches" if ok else ""), f))
                 break
+    # across optimizers the order of their steps in time is unknown: the one whose gradient is furthest off comes
+    # first (a wrong critic target also nudges the actor's gradient, which must not be the one reported)
+    by_opt: dict[str, list[Difference]] = {}
+    for d in diffs[n_before:]:
+        by_opt.setdefault(d.where.split(",")[0], []).append(d)
+    diffs[n_before:] = [d for ds in sorted(by_opt.values(), key=lambda ds: -max(x.error for x in ds)) for d in ds]
     for g, ref_d in ref.deltas.items():
         got_d = got.deltas.get(g, {})
         floor = _group_floor(ref_d.values())
@@ -416,7 +428,7 @@ def _summary(diffs: list[Difference], got: Outcome, ref: Outcome, keys, stat_rto
     d = diffs[0]
     same_step = [x for x in diffs if x.kind == "grad" and x.where == d.where]
     if d.kind == "grad" and len(same_step) > 1:  # every group that differs at that step, with how it differs
-        parts = [f"of the {x.group} " + (f"is {x.factor:.4g} times the reference's (same direction)"
+        parts = [f"of the {x.group} " + (f"is {_times(x.factor)} times the reference's (same direction)"
                                           if x.factor is not None else f"differs (relative error {x.error:.3g})")
                  for x in same_step]
         text = f"at {d.where} the gradient " + "; the gradient ".join(parts)
@@ -444,7 +456,7 @@ def _generic_hint(first: Difference, diffs: list[Difference], group_hints: dict)
         grads = [d for d in diffs if d.kind == "grad"]
         factors = [d.factor for d in grads]
         if all(f is not None for f in factors) and max(factors) - min(factors) <= 1e-3 * abs(factors[0]):
-            return (f"every gradient points the right way but is {factors[0]:.4g} times the reference's: "
+            return (f"every gradient points the right way but is {_times(factors[0])} times the reference's: "
                     + group_hints.get("scale", "look for a factor: mean vs sum, a coefficient, the clipping."))
         # with global-norm clipping a bug in one group rescales the others: the culprit changes direction
         culprits = [d.group for d in grads if d.factor is None] or [d.group for d in grads]
