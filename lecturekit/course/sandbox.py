@@ -76,10 +76,10 @@ REFERENCES: dict[str, list[str]] = {
     "gaussian_log_prob": ["lecturekit.distributions.gaussian_log_prob"],
     "finite_difference_gradient": ["lecturekit.algos.gradient_free.finite_difference_gradient"],
     "cem_update": ["lecturekit.algos.gradient_free.cem_update"],
+    "log_derivative_gradient": ["lecturekit.policies.softmax_score"],
     # ex02
     "reinforce_loss": ["lecturekit.algos.reinforce.reinforce_loss"],
     "gaussian_policy_gradient": ["lecturekit.policies.gaussian_score"],
-    "log_derivative_gradient": ["lecturekit.policies.softmax_score"],
     "score_estimator_moments": ["lecturekit.policies.softmax_score"],
     "score_gradient_samples": ["lecturekit.tabular.estimators.per_episode_gradients",
                                "lecturekit.tabular.estimators.score_function_gradient"],
