@@ -1,8 +1,11 @@
 # %% [markdown]
-# # Exercise 02 · The REINFORCE loss and a Gaussian policy gradient
+# # Exercise 02 · REINFORCE: the loss, a Gaussian policy gradient, the baseline, and the whole algorithm
 #
-# *Time: about 70 minutes (five functions and two training runs) for a student who followed the lecture (an
-# estimate, see the course map). Difficulty 2 of 5.*
+# *Time: about 130 minutes for a student who followed the lecture, best in two sittings: sections 1-4 (four
+# functions, about 25 lines, two short derivations on paper: about 70 minutes) and the build-it sections 5-6 (two
+# functions, about 46 lines: about 60 minutes); an estimate from working it from the stub, see the course map. The
+# checks and training runs take about 15 s of machine time in all (the longest: 6-8 s for the CartPole run of
+# section 1). Difficulty 2 of 5.*
 #
 # Lecture: "Vanilla policy gradient (REINFORCE)", "Variance Reduction By Baseline" and "Policy Parametrizations".
 # Notebooks [04 REINFORCE](../notebooks/04_reinforce.ipynb), [05 Baselines](../notebooks/05_baselines_variance.ipynb)
@@ -12,10 +15,12 @@
 # 1. `reinforce_loss`: the loss whose gradient is (minus) the REINFORCE estimate. You then train CartPole with it.
 # 2. `gaussian_policy_gradient`: the same estimate for a one-dimensional Gaussian policy, written out by hand
 #    (no autograd), used to find the revenue-maximising price of a product.
-# 3. Two derivations with numerical answers: the log-derivative trick (`log_derivative_gradient`) and the
-#    baseline's zero expectation (`score_estimator_moments`).
+# 3. A derivation with a numerical answer: the baseline's zero expectation (`score_estimator_moments`). (The
+#    log-derivative trick, the other derivation, is the last section of exercise 01.)
 # 4. `score_gradient_samples`: REINFORCE's per-episode gradient on the course's small MDP, with which you measure
 #    the variance with and without a baseline against the exact gradient.
+# 5. and 6. Build it: the episode collection (`collect_episodes`) and the whole update (`reinforce_update`), which
+#    the course's training loop runs to train CartPole live.
 #
 # The returns-to-go come from `discounted_returns` (exercise 00); here the reference one in `lecturekit.returns` does
 # that part.
@@ -176,58 +181,7 @@ assert abs(mu - 1.0) < 0.2 and expected_revenue(mu) >= 0.98 * expected_revenue(1
 # inside the demand model?
 
 # %% [markdown]
-# ## 3. A derivation with a numerical answer: the log-derivative trick
-#
-# Lecture: "Apply the Log-Derivative Identity". For a bandit with $A$ actions, rewards $r(a)$ and the softmax policy
-# $\pi = \mathrm{softmax}(h)$, the objective is $J(h) = \sum_a \pi(a)\, r(a)$. Its gradient is a sum of
-# $\nabla_h \pi(a)$, which is not an expectation and so cannot be estimated from samples. The identity
-# $\nabla \pi(a) = \pi(a)\, \nabla \log \pi(a)$ turns it into one:
-#
-# $$\nabla_h J = \sum_a \pi(a)\, r(a)\, \nabla_h \log \pi(a) = \mathbb{E}_{a \sim \pi}\big[r(a)\, \nabla_h \log\pi(a)\big].$$
-#
-# Derive it on paper, then write the right-hand side as an **exact** sum over the actions, using the score of
-# exercise 01 ($\nabla_h \log\pi(a) = e_a - \pi$). No sampling and no autograd: the checker compares your number with
-# autograd's gradient of $J$. Logits can be as large as 1000.
-
-# %%
-from lecturekit.checks import check_log_derivative_gradient
-
-
-def log_derivative_gradient(logits, rewards):
-    """Exact gradient of J(h) = sum_a softmax(h)[a] * r[a], written as sum_a pi(a) r(a) (e_a - pi).
-
-    logits: NumPy array (A,) (may be ints, may be as large as 1000); rewards: NumPy array (A,) (may be ints).
-    Returns a float NumPy array of shape (A,). Must not modify its inputs.
-    """
-    raise NotImplementedError("not implemented yet: replace this line with your code")
-
-
-# %%
-check_log_derivative_gradient(log_derivative_gradient)
-
-# %% [markdown]
-# The point of the trick: the expectation can be **estimated from samples** of the policy, without knowing $r$ for
-# the actions not taken. Below, the average of $r(a)\,(e_a - \pi)$ over sampled actions approaches your exact value
-# as the number of samples grows (the error shrinks like $1/\sqrt{n}$).
-
-# %% tags=["uses-answer"]
-h, r = np.array([0.5, -0.2, 1.0, 0.0]), np.array([1.0, 3.0, -1.0, 0.5])
-exact = log_derivative_gradient(h, r)
-p = np.exp(h - h.max()) / np.exp(h - h.max()).sum()
-rng = np.random.default_rng(0)
-for n in [100, 10_000, 1_000_000]:
-    a = rng.choice(4, size=n, p=p)
-    estimate = (r[a][:, None] * (np.eye(4)[a] - p)).mean(0)
-    print(f"n = {n:>9,}: largest error of the sample estimate {np.abs(estimate - exact).max():.4f}")
-assert np.abs(estimate - exact).max() < 0.01
-
-# %% [markdown]
-# **Think about it.** The sample estimate above uses only the reward of the action that was drawn. Why can a
-# finite-difference estimate (exercise 01) not do the same with a single episode per perturbation of the policy?
-# (Hint: what does each method need to know about $J$ near $\theta$?)
-
-# %% [markdown]
-# ## 4. A derivation with a numerical answer: the baseline changes the variance, not the mean
+# ## 3. A derivation with a numerical answer: the baseline changes the variance, not the mean
 #
 # Lecture: "Variance Reduction By Baseline". One sample of the score-function estimator for a bandit with softmax
 # policy $\pi = \mathrm{softmax}(h)$ and rewards $r(a)$ is $\hat g(a) = (r(a) - b)\,(e_a - \pi)$ with
@@ -278,7 +232,7 @@ assert abs(bs[np.argmin(variances)] - b_star) < 0.05   # the minimum is at b*
 assert variances[0] > 10 * min(variances)              # and b = 0 is far worse here
 
 # %% [markdown]
-# ## 5. Measure it: the variance of REINFORCE on the small MDP, with and without a baseline
+# ## 4. Measure it: the variance of REINFORCE on the small MDP, with and without a baseline
 #
 # Now the same question on an MDP with states, where the lecture's estimator is
 #
@@ -342,7 +296,7 @@ assert measured["mean return"][0] < 0.5 * measured["none"][0]
 # number?
 
 # %% [markdown]
-# ## 3. Build it: the episode collection
+# ## 5. Build it: the episode collection
 #
 # Section 1's loop used `R.collect_episodes` and wrote the training step in the notebook. Now you write both halves
 # of REINFORCE as the course's training loop calls them: `reinforce.train("CartPole-v1", collect=collect_episodes,
@@ -387,7 +341,7 @@ def collect_episodes(envs, policy, bufs, t_max):
 check_collect_episodes(collect_episodes)
 
 # %% [markdown]
-# ## 4. Build it: the REINFORCE update
+# ## 6. Build it: the REINFORCE update
 #
 # One update on a batch of complete episodes, in order:
 #

@@ -1,13 +1,17 @@
 # %% [markdown]
 # # Exercise 04 · TRPO: the KL between softmax policies, conjugate gradient, the line search
 #
-# *Time: about 55 minutes (five functions) for a student who followed the lecture (an estimate, see
-# the course map). Difficulty 3 of 5.*
+# *Time: about 115 minutes for a student who followed the lecture, best in two sittings: sections 1-5 (five
+# functions, about 27 lines: about 65 minutes) and the build-it sections 6-7 (two functions, about 38 lines: about
+# 50 minutes); an estimate from working it from the stub, see the course map. The checks and the CartPole run take
+# about 6 s of machine time in all. Difficulty 3 of 5.*
 #
-# Lecture part 4, "Policy Optimization with Trust Region Constraints". Three functions, each followed by a check
-# cell. A check either prints what passed or names the smallest input on which your answer is wrong, with the
-# expected value, what came back, and a hint. At the end, your three functions make one TRPO update of a policy
-# network together.
+# Lecture part 4, "Policy Optimization with Trust Region Constraints" and "Natural Policy Gradient". Each function
+# is followed by a check cell. A check either prints what passed or names the smallest input on which your answer
+# is wrong, with the expected value, what came back, and a hint. Sections 1-3: the KL, conjugate gradient and the
+# line search, which section 4 puts together into one TRPO update of a policy network; section 5: the exact natural
+# gradient on the small MDP; sections 6-7 (build it): the Fisher-vector product and the whole TRPO update, trained
+# on CartPole.
 #
 # All inputs are torch tensors. None of your functions may modify its inputs.
 
@@ -272,7 +276,7 @@ assert len(curves["natural"]) < len(curves["vanilla"])
 # most of that difference go?
 
 # %% [markdown]
-# ## 5. Build it: the Fisher-vector product
+# ## 6. Build it: the Fisher-vector product
 #
 # Section 4 received the Fisher-vector product from `lecturekit.optim`. Write it yourself for the actor of a policy
 # network. The Fisher matrix is the Hessian of the mean KL at $\theta = \theta_k$,
@@ -303,7 +307,7 @@ def fisher_vector_product(model, obs, damping):
 check_fisher_vector_product(fisher_vector_product)
 
 # %% [markdown]
-# ## 6. Build it: the whole TRPO update
+# ## 7. Build it: the whole TRPO update
 #
 # Now assemble the update that `lecturekit.algos.trpo` takes after each rollout, from your KL, conjugate gradient,
 # line search and Fisher-vector product; the course's training loop then runs it:

@@ -13,9 +13,9 @@
 # |---|---|---|
 # | From value-based to policy-based learning; why policies are stochastic | [01 Policy-based learning](01_policy_based_learning.ipynb) | ex01 (1, 2) |
 # | Gradient-free policy search (hill climbing, random search, ES, CEM, finite differences) | [02 Gradient-free search](02_gradient_free_search.ipynb) | ex01 (3, 4) |
-# | Derivation of the policy gradient theorem; the log-derivative trick | [03 Policy gradient theorem](03_policy_gradient_theorem.ipynb) | ex02 (3) |
+# | Derivation of the policy gradient theorem; the log-derivative trick | [03 Policy gradient theorem](03_policy_gradient_theorem.ipynb) | ex01 (5) |
 # | REINFORCE | [04 REINFORCE](04_reinforce.ipynb) | ex00, ex02 (1) |
-# | Variance reduction by a baseline | [05 Baselines and variance](05_baselines_variance.ipynb) | ex02 (4, 5) |
+# | Variance reduction by a baseline | [05 Baselines and variance](05_baselines_variance.ipynb) | ex02 (3, 4) |
 # | Policy parametrizations (softmax, Gaussian) | [06 Policy parametrizations](06_policy_parametrizations.ipynb) | ex01 (1, 2), ex02 (2) |
 # | Examples: dynamic pricing, inventory control | [07 Pricing and inventory](07_pricing_inventory.ipynb) | ex02 (2) |
 # | Combinatorial actions (routing); Cliff Walking | [08 Routing and Cliff Walking](08_routing_cliffwalking.ipynb) | |
@@ -40,21 +40,25 @@
 # versions are in `solutions/`. Try the exercise first.
 #
 # The completed versions also hold the answers to every "Think about it" question. Each exercise notebook says at
-# its top how long it should take a student who followed the lecture. These times are **estimates** made by counting
-# the work (functions to write, text to read, questions to answer) before the build-it sections were added, not
-# measurements of students; the build-it sections add to them. Tell us how long yours took.
+# its top how long it should take a student who followed the lecture. These times are **estimates**, not
+# measurements of students. They come from working each exercise from its stub and counting what that took: the
+# text to read (at 100 words a minute), 2 minutes per function plus a minute per line of a working answer, 5 minutes
+# per derivation on paper, one failed check per function (2 minutes: the checks name the mistake), 2 minutes per
+# "Think about it", and in ex08 5 minutes to find each bug; the machine time of the checks and training runs,
+# measured, is seconds (under a minute per exercise, most of it the Pendulum runs of ex06 and ex07). ex02, ex04,
+# ex05, ex06 and ex07 are two sittings each: the build-it sections are the second. Tell us how long yours took.
 #
 # | exercise | what you write | time (estimate) | difficulty |
 # |---|---|---|---|
 # | ex00 Discounted returns | returns-to-go | 15 min | 1 of 5 |
-# | ex01 Scores and search | softmax score, Gaussian log-density, finite differences, CEM update | 35 min | 1 of 5 |
-# | ex02 REINFORCE | REINFORCE loss, Gaussian policy gradient, the log-derivative trick, the baseline's zero mean, gradient samples on the small MDP (variance with and without a baseline); build it: the episode collection and the whole update, trained on CartPole | 70 min | 2 of 5 |
-# | ex03 Actor-critic | bootstrapped returns, A2C loss; build it: the whole A2C update, trained on CartPole | 30 min | 2 of 5 |
-# | ex04 TRPO | KL of softmax policies, conjugate gradient, line search, tabular Fisher matrix, natural gradient step; build it: the Fisher-vector product and the TRPO step, trained on CartPole | 55 min | 3 of 5 |
-# | ex05 PPO | GAE, clipped surrogate, n-step advantages (GAE's telescoping sum), the clipping table (optional); build it: the whole PPO update, trained on CartPole | 60 min (+10 optional) | 3 of 5 |
-# | ex06 TD3 | clipped double-Q target, Polyak averaging, DPG actor loss; build it: the whole TD3 (and DDPG) update, trained on Pendulum | 50 min | 3 of 5 |
-# | ex07 SAC | squashed-Gaussian log-density, soft target, actor and temperature losses, tanh density, reparameterised sample; build it: the whole SAC update, trained on Pendulum | 60 min | 4 of 5 |
-# | ex08 Find the bug | three fixes: a return computation, an on-policy loss, an off-policy critic loss | 50 min | 4 of 5 |
+# | ex01 Scores and search | softmax score, Gaussian log-density, finite differences, CEM update, the log-derivative trick | 60 min | 1 of 5 |
+# | ex02 REINFORCE | REINFORCE loss, Gaussian policy gradient, the baseline's zero mean, gradient samples on the small MDP (variance with and without a baseline); build it: the episode collection and the whole update, trained on CartPole | 130 min: 70 + 60 | 2 of 5 |
+# | ex03 Actor-critic | bootstrapped returns, A2C loss; build it: the whole A2C update, trained on CartPole | 55 min | 2 of 5 |
+# | ex04 TRPO | KL of softmax policies, conjugate gradient, line search, tabular Fisher matrix, natural gradient step; build it: the Fisher-vector product and the TRPO step, trained on CartPole | 115 min: 65 + 50 | 3 of 5 |
+# | ex05 PPO | GAE, clipped surrogate, n-step advantages (GAE's telescoping sum), the clipping table (optional); build it: the whole PPO update, trained on CartPole | 80 min: 50 + 30 (+15 optional) | 3 of 5 |
+# | ex06 TD3 | clipped double-Q target, Polyak averaging, DPG actor loss; build it: the whole TD3 (and DDPG) update, trained on Pendulum | 65 min: 30 + 35 | 3 of 5 |
+# | ex07 SAC | squashed-Gaussian log-density, soft target, actor and temperature losses, tanh density, reparameterised sample; build it: the whole SAC update, trained on Pendulum | 90 min: 60 + 30 | 4 of 5 |
+# | ex08 Find the bug | three fixes: a return computation, an on-policy loss, an off-policy critic loss | 55 min | 4 of 5 |
 #
 # **Where the lecture and the computations disagree.** A few statements of the lecture do not survive an exact
 # computation (TRPO's "guaranteed" improvement, the target A2C really uses, and others). Each is listed in

@@ -1,11 +1,13 @@
 # %% [markdown]
 # # Exercise 01 · Scores, finite differences and the cross-entropy method
 #
-# *Time: about 35 minutes (four functions) for a student who followed the lecture (an estimate, see
-# the course map). Difficulty 1 of 5.*
+# *Time: about 60 minutes for a student who followed the lecture (five functions, about 23 lines, one of them after a
+# short derivation on paper; an estimate from working it from the stub, see the course map). The checks and the
+# CEM run take about a second of machine time in all. Difficulty 1 of 5.*
 #
 # Lecture part 1: "Why Must Policies Be Stochastic?", "Policy Parametrizations", "Gradient-Free Policy
-# Optimization". Notebooks 01-03 use reference versions of these four functions; here you write them yourself.
+# Optimization", and the first step of the policy gradient theorem, "Apply the Log-Derivative Identity". Notebooks
+# 01-03 use reference versions of these functions; here you write them yourself.
 # Each function has a check cell below it: it prints a line when everything passes, or names the smallest input
 # on which your answer is wrong, with the expected value, what you returned and a hint.
 
@@ -173,3 +175,69 @@ for generation in range(15):
         break
 envs.close()
 assert eval_mean >= 475
+
+# %% [markdown]
+# ## 5. A derivation with a numerical answer: the log-derivative trick
+#
+# Lecture: "Apply the Log-Derivative Identity". For a bandit with $A$ actions, rewards $r(a)$ and the softmax policy
+# $\pi = \mathrm{softmax}(h)$, the objective is $J(h) = \sum_a \pi(a)\, r(a)$. Its gradient is a sum of
+# $\nabla_h \pi(a)$, which is not an expectation and so cannot be estimated from samples. The identity
+# $\nabla \pi(a) = \pi(a)\, \nabla \log \pi(a)$ turns it into one:
+#
+# $$\nabla_h J = \sum_a \pi(a)\, r(a)\, \nabla_h \log \pi(a) = \mathbb{E}_{a \sim \pi}\big[r(a)\, \nabla_h \log\pi(a)\big].$$
+#
+# Derive it on paper, then write the right-hand side as an **exact** sum over the actions, using the score of
+# section 1 ($\nabla_h \log\pi(a) = e_a - \pi$). No sampling and no autograd: the checker compares your number with
+# autograd's gradient of $J$. Logits can be as large as 1000.
+
+# %%
+from lecturekit.checks import check_log_derivative_gradient
+
+
+def log_derivative_gradient(logits, rewards):
+    """Exact gradient of J(h) = sum_a softmax(h)[a] * r[a], written as sum_a pi(a) r(a) (e_a - pi).
+
+    logits: NumPy array (A,) (may be ints, may be as large as 1000); rewards: NumPy array (A,) (may be ints).
+    Returns a float NumPy array of shape (A,). Must not modify its inputs.
+    """
+    ### BEGIN SOLUTION
+    h = np.asarray(logits, dtype=float)
+    r = np.asarray(rewards, dtype=float)
+    pi = np.exp(h - h.max())
+    pi /= pi.sum()
+    scores = np.eye(len(pi)) - pi  # row a: grad log pi(a) = e_a - pi
+    return (pi * r) @ scores
+    ### END SOLUTION
+
+
+# %%
+check_log_derivative_gradient(log_derivative_gradient)
+
+# %% [markdown]
+# The point of the trick: the expectation can be **estimated from samples** of the policy, without knowing $r$ for
+# the actions not taken. Below, the average of $r(a)\,(e_a - \pi)$ over sampled actions approaches your exact value
+# as the number of samples grows (the error shrinks like $1/\sqrt{n}$).
+
+# %% tags=["uses-answer"]
+h, r = np.array([0.5, -0.2, 1.0, 0.0]), np.array([1.0, 3.0, -1.0, 0.5])
+exact = log_derivative_gradient(h, r)
+p = np.exp(h - h.max()) / np.exp(h - h.max()).sum()
+rng = np.random.default_rng(0)
+for n in [100, 10_000, 1_000_000]:
+    a = rng.choice(4, size=n, p=p)
+    estimate = (r[a][:, None] * (np.eye(4)[a] - p)).mean(0)
+    print(f"n = {n:>9,}: largest error of the sample estimate {np.abs(estimate - exact).max():.4f}")
+assert np.abs(estimate - exact).max() < 0.01
+
+# %% [markdown]
+# **Think about it.** The sample estimate above uses only the reward of the action that was drawn. Why can a
+# finite-difference estimate (section 3) not do the same with a single episode per perturbation of the policy?
+# (Hint: what does each method need to know about $J$ near $\theta$?)
+
+# %% [markdown] tags=["answer"]
+# **Answer.** The log-derivative estimate needs only samples *from the current policy* and their rewards: the
+# score $\nabla\log\pi(a)$ is known exactly because we wrote the policy, so every single sample is an unbiased
+# (if noisy) estimate of the whole gradient. Finite differences must evaluate $J$ at $\theta \pm \epsilon e_k$ for
+# every coordinate $k$: $2D$ policies, each evaluated well enough that the difference of two noisy returns divided
+# by $2\epsilon$ is not swamped by noise. With one episode per evaluation the noise of the difference is
+# $O(\sigma / \epsilon)$, which explodes for the small $\epsilon$ that the approximation needs.

@@ -1,4 +1,4 @@
-"""The autograder on a folder of submissions of exercise 01 (four checked functions), built here from the course's
+"""The autograder on a folder of submissions of exercise 01 (five checked functions), built here from the course's
 own solution and exercise notebooks: every kind of submission gets the right row and none stops the others."""
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 from lecturekit.course import authoring, cli, grade
 
 EX = "ex01_scores_and_search"
-EXERCISES = ("softmax_score", "gaussian_log_prob", "finite_difference_gradient", "cem_update")
+EXERCISES = ("softmax_score", "gaussian_log_prob", "finite_difference_gradient", "cem_update",
+             "log_derivative_gradient")
 
 
 def _notebook(folder: str):
@@ -91,14 +92,14 @@ def result(graded, student, exercise):
 
 def test_one_row_per_student_and_exercise(graded):
     table, text, rows = graded
-    assert len(rows) == 6 * 4
+    assert len(rows) == 6 * len(EXERCISES)
     assert sorted(table) == sorted((s, e) for s in ("alice", "bob", "carol", "dave", "erin", "frank")
                                    for e in EXERCISES)
-    assert "alice: 4/4 passed" in text and "carol: 0/4 passed" in text
+    assert "alice: 5/5 passed" in text and "carol: 0/5 passed" in text
 
 
 def test_correct_submission_passes(graded):
-    assert [result(graded, "alice", e)[0] for e in EXERCISES] == ["passed"] * 4
+    assert [result(graded, "alice", e)[0] for e in EXERCISES] == ["passed"] * len(EXERCISES)
 
 
 def test_partly_wrong_submission(graded):
@@ -112,13 +113,13 @@ def test_partly_wrong_submission(graded):
 
 
 def test_empty_submission_is_not_implemented(graded):
-    assert [result(graded, "carol", e)[0] for e in EXERCISES] == ["not implemented"] * 4
+    assert [result(graded, "carol", e)[0] for e in EXERCISES] == ["not implemented"] * len(EXERCISES)
 
 
 def test_endless_loop_times_out_and_the_rest_is_graded(graded):
     res, detail = result(graded, "dave", "softmax_score")
     assert res == "timed out" and "20 s" in detail, detail
-    assert [result(graded, "dave", e)[0] for e in EXERCISES[1:]] == ["passed"] * 3
+    assert [result(graded, "dave", e)[0] for e in EXERCISES[1:]] == ["passed"] * (len(EXERCISES) - 1)
 
 
 def test_corrupt_notebook(graded):

@@ -160,7 +160,14 @@ class Check:
         return out
 
     def _mutated(self, case: str, name: str, before, after) -> None:
-        self.fail(case, expected=f"`{name}` unchanged: {describe(before)}", got=f"`{name}` became {describe(after)}",
+        became = describe(after)
+        if became == describe(before):  # a change below the printed precision, e.g. theta[k] += eps; theta[k] -= eps
+            try:
+                delta = float(np.max(np.abs(np.asarray(after, dtype=float) - np.asarray(before, dtype=float))))
+                became += f" (it differs by up to {delta:.3g}, below the printed precision)"
+            except (TypeError, ValueError, RuntimeError):
+                pass
+        self.fail(case, expected=f"`{name}` unchanged: {describe(before)}", got=f"`{name}` became {became}",
                   hint=f"your function modified its input `{name}` in place. Work on a copy "
                        "(np.array(x, dtype=float) or x.clone()) or build a new array instead of assigning into it.")
 

@@ -76,10 +76,10 @@ REFERENCES: dict[str, list[str]] = {
     "gaussian_log_prob": ["lecturekit.distributions.gaussian_log_prob"],
     "finite_difference_gradient": ["lecturekit.algos.gradient_free.finite_difference_gradient"],
     "cem_update": ["lecturekit.algos.gradient_free.cem_update"],
+    "log_derivative_gradient": ["lecturekit.policies.softmax_score"],
     # ex02
     "reinforce_loss": ["lecturekit.algos.reinforce.reinforce_loss"],
     "gaussian_policy_gradient": ["lecturekit.policies.gaussian_score"],
-    "log_derivative_gradient": ["lecturekit.policies.softmax_score"],
     "score_estimator_moments": ["lecturekit.policies.softmax_score"],
     "score_gradient_samples": ["lecturekit.tabular.estimators.per_episode_gradients",
                                "lecturekit.tabular.estimators.score_function_gradient"],
@@ -204,42 +204,62 @@ _TORCH_DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "
                  "complex64", "complex128")
 
 
-def _path_index(args, kwargs) -> tuple[dict, list]:
-    """{id(object): path} for the arguments and what they hold (a few levels deep), and the tensors that require
-    grad with their paths (the sources of the Jacobians)."""
-    torch = _torch()
-    ids, sources, seen = {}, [], set()
+def _walk_args(args, kwargs, visit) -> None:
+    """Depth first over the arguments and what they hold, each object once, at most 4 levels and 10,000 objects:
+    `visit(x, path)` returns the (step, child) pairs to go on into, or None to stop at x.  `_children(x)` gives the
+    usual ones.  Paths are lists of steps: ("arg", i), ("kw", name), ("item", i or key), ("attr", name), ..."""
+    seen = set()
 
     def walk(x, path, depth):
         if id(x) in seen or depth > 4 or len(seen) > 10_000:
             return
         seen.add(id(x))
-        if isinstance(x, (int, float, str, bytes, bool, type(None), complex)):
-            return
-        ids.setdefault(id(x), (path, x))  # x kept alive: its id cannot be reused by a new result
-        if torch is not None and isinstance(x, torch.Tensor):
-            if x.requires_grad:
-                sources.append((path, x))
-        elif torch is not None and isinstance(x, torch.nn.Module):
-            for name, p in x.named_parameters():
-                walk(p, path + [("param", name)], depth + 1)
-        elif isinstance(x, (list, tuple)):
-            for i, v in enumerate(x):
-                walk(v, path + [("item", i)], depth + 1)
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                if isinstance(k, (str, int)):
-                    walk(v, path + [("item", k)], depth + 1)
-        elif dataclasses.is_dataclass(x) or (hasattr(x, "__dict__") and not isinstance(x, type)
-                                             and not _is_optimizer(x) and not callable(x)):
-            for k, v in list(vars(x).items())[:200]:
-                if isinstance(k, str) and not k.startswith("__"):
-                    walk(v, path + [("attr", k)], depth + 1)
+        for step, child in visit(x, path) or ():
+            walk(child, path + [step], depth + 1)
 
     for i, a in enumerate(args):
         walk(a, [("arg", i)], 0)
     for k, a in kwargs.items():
         walk(a, [("kw", k)], 0)
+
+
+def _children(x):
+    """The items of a list, tuple or dict (str or int keys), or the attributes of a plain object (not a class, not
+    callable): the (step, child) pairs `_walk_args` follows by default."""
+    if isinstance(x, (list, tuple)):
+        return [(("item", i), v) for i, v in enumerate(x)]
+    if isinstance(x, dict):
+        return [(("item", k), v) for k, v in x.items() if isinstance(k, (str, int))]
+    if dataclasses.is_dataclass(x) and not isinstance(x, type) and not hasattr(x, "__dict__"):  # slots
+        return [(("attr", f.name), getattr(x, f.name, None)) for f in dataclasses.fields(x)]
+    if hasattr(x, "__dict__") and not isinstance(x, type) and not callable(x):
+        return [(("attr", k), v) for k, v in list(vars(x).items())[:200]
+                if isinstance(k, str) and k.isidentifier() and not k.startswith("__")]
+    return None
+
+
+_SCALARS = (int, float, str, bytes, bool, type(None), complex)
+
+
+def _path_index(args, kwargs) -> tuple[dict, list]:
+    """{id(object): path} for the arguments and what they hold (a few levels deep), and the tensors that require
+    grad with their paths (the sources of the Jacobians)."""
+    torch = _torch()
+    ids, sources = {}, []
+
+    def visit(x, path):
+        if isinstance(x, _SCALARS):
+            return None
+        ids.setdefault(id(x), (path, x))  # x kept alive: its id cannot be reused by a new result
+        if torch is not None and isinstance(x, torch.Tensor):
+            if x.requires_grad:
+                sources.append((path, x))
+            return None
+        if torch is not None and isinstance(x, torch.nn.Module):
+            return [(("param", name), p) for name, p in x.named_parameters()]
+        return None if _is_optimizer(x) else _children(x)
+
+    _walk_args(args, kwargs, visit)
     return ids, sources
 
 
@@ -1325,40 +1345,26 @@ def _hooked(args, kwargs) -> list:
     """(path, kind, object) for every optimizer among the arguments with step hooks ("optimizer") and every module
     (or submodule) with forward hooks ("module"): what happens to their copies in the sandbox is replayed on them."""
     torch = _torch()
-    out, seen, mods = [], set(), set()
+    out, mods = [], set()
     if torch is None:
         return out
 
-    def walk(x, path, depth):
-        if id(x) in seen or depth > 4 or len(seen) > 10_000:
-            return
-        seen.add(id(x))
-        if isinstance(x, (int, float, str, bytes, bool, type(None), complex, torch.Tensor)):
-            return
+    def visit(x, path):
+        if isinstance(x, (*_SCALARS, torch.Tensor)):
+            return None
         if isinstance(x, torch.optim.Optimizer):
             if x._optimizer_step_pre_hooks or x._optimizer_step_post_hooks:
                 out.append((path, "optimizer", x))
-        elif isinstance(x, torch.nn.Module):
+            return None
+        if isinstance(x, torch.nn.Module):
             for name, m in x.named_modules():
                 if m._forward_hooks and id(m) not in mods:
                     mods.add(id(m))
                     out.append((path + ([("submodule", name)] if name else []), "module", m))
-        elif isinstance(x, (list, tuple)):
-            for i, v in enumerate(x):
-                walk(v, path + [("item", i)], depth + 1)
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                if isinstance(k, (str, int)):
-                    walk(v, path + [("item", k)], depth + 1)
-        elif hasattr(x, "__dict__") and not isinstance(x, type) and not callable(x):
-            for k, v in list(vars(x).items())[:200]:
-                if isinstance(k, str) and k.isidentifier() and not k.startswith("__"):
-                    walk(v, path + [("attr", k)], depth + 1)
+            return None
+        return _children(x)
 
-    for i, a in enumerate(args):
-        walk(a, [("arg", i)], 0)
-    for k, a in kwargs.items():
-        walk(a, [("kw", k)], 0)
+    _walk_args(args, kwargs, visit)
     return out
 
 

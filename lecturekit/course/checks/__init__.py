@@ -9,10 +9,11 @@ from __future__ import annotations
 from lecturekit.course.checking import CheckFailed
 from lecturekit.course.checks.discounted_returns import check_discounted_returns  # ex00
 from lecturekit.course.checks.scores_and_search import (  # ex01
-    check_softmax_score, check_gaussian_log_prob, check_finite_difference_gradient, check_cem_update)
+    check_softmax_score, check_gaussian_log_prob, check_finite_difference_gradient, check_cem_update,
+    check_log_derivative_gradient)
 from lecturekit.course.checks.reinforce import (  # ex02
-    check_reinforce_loss, check_gaussian_policy_gradient, check_log_derivative_gradient,
-    check_score_estimator_moments, check_score_gradient_samples, check_collect_episodes, check_reinforce_update)
+    check_reinforce_loss, check_gaussian_policy_gradient, check_score_estimator_moments, check_score_gradient_samples,
+    check_collect_episodes, check_reinforce_update)
 from lecturekit.course.checks.actor_critic import check_bootstrapped_returns, check_a2c_loss, check_a2c_update  # ex03
 from lecturekit.course.checks.trpo import (  # ex04
     check_kl_categorical, check_conjugate_gradient, check_trpo_line_search, check_tabular_fisher,
@@ -29,8 +30,8 @@ from lecturekit.course.checks.find_the_bug import (  # ex08
 
 __all__ = [
     "CheckFailed", "check_discounted_returns", "check_softmax_score", "check_gaussian_log_prob",
-    "check_finite_difference_gradient", "check_cem_update", "check_reinforce_loss",
-    "check_gaussian_policy_gradient", "check_log_derivative_gradient", "check_score_estimator_moments",
+    "check_finite_difference_gradient", "check_cem_update", "check_log_derivative_gradient",
+    "check_reinforce_loss", "check_gaussian_policy_gradient", "check_score_estimator_moments",
     "check_score_gradient_samples", "check_collect_episodes", "check_reinforce_update",
     "check_bootstrapped_returns", "check_a2c_loss", "check_a2c_update", "check_kl_categorical",
     "check_conjugate_gradient", "check_trpo_line_search", "check_tabular_fisher", "check_natural_gradient_step",

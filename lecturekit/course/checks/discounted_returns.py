@@ -28,7 +28,8 @@ def _returns_mistakes(rewards, gamma) -> dict:
         "from_start": (from_start, "the discount restarts at each t: G_t uses gamma^(k - t), not gamma^k."),
         "off_by_one": (shifted, "off by one: G_t includes r_t itself (G_t = r_t + gamma * G_{t+1})."),
         "undiscounted": (discounted_returns(r, 1.0), "no discount applied: multiply by gamma at each step back."),
-        "cumsum": (np.cumsum(r), "np.cumsum adds the past rewards; returns-to-go add the future ones, discounted."),
+        "cumsum": (np.cumsum(r), "you added the past rewards r_0..r_t (as np.cumsum or a forward loop does); "
+                                 "returns-to-go add the future ones, r_t..r_{T-1}, discounted: loop backwards."),
     }
 
 

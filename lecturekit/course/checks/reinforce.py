@@ -165,52 +165,12 @@ def check_gaussian_policy_gradient(fn) -> None:
     c.passed(f"{len(cases) + 1} cases: 1 to 200 samples, with and without a baseline, integer inputs")
 
 
-# ----------------------------------------------------------------------------------------- log_derivative_gradient
+# ------------------------------------------------------------------------------------------ score_estimator_moments
 def _softmax(h: np.ndarray) -> np.ndarray:
     z = np.exp(h - h.max())
     return z / z.sum()
 
 
-def _log_derivative_mistakes(logits, rewards) -> dict:
-    pi, r = _softmax(np.asarray(logits, dtype=np.float64)), np.asarray(rewards, dtype=np.float64)
-    A = len(pi)
-    scores = np.eye(A) - pi  # row a: grad log pi(a) = e_a - pi
-    return {
-        "sign": (-(pi * r) @ scores, "the sign is flipped: the gradient of E[r] is +sum_a pi(a) r(a) grad log pi(a)."),
-        "no_pi": (r @ scores, "each action's term must be weighted by its probability: the log-derivative trick "
-                              "writes grad sum_a pi(a) r(a) = sum_a pi(a) r(a) grad log pi(a), an expectation under pi."),
-        "grad_pi": ((pi * pi * r) @ scores, "you weighted by pi(a) twice: pi(a) (e_a - pi) is grad pi(a) itself; the "
-                                            "trick replaces grad pi(a) by pi(a) grad log pi(a), with grad log pi(a) = "
-                                            "e_a - pi."),
-        "e_a_only": (pi * r, "grad log pi(a) = e_a - pi, not e_a: the normaliser of the softmax depends on every logit."),
-        "minus_e_a": ((pi * r) @ (pi - np.eye(A)) if A else None, "the score is e_a - pi, not pi - e_a."),
-    }
-
-
-@checker("log_derivative_gradient")
-def check_log_derivative_gradient(fn) -> None:
-    """Check `fn(logits, rewards)` = sum_a pi(a) r(a) (e_a - pi), compared with autograd of E_pi[r] = softmax(h) . r."""
-    c = Check("log_derivative_gradient")
-    rng = np.random.default_rng(3)
-    cases = [
-        (np.array([0.0]), np.array([2.0])),                        # one action: nothing to choose, gradient 0
-        (np.array([0.0, 0.0]), np.array([1.0, 0.0])),
-        (np.array([1.0, -1.0, 0.5]), np.array([1.0, 2.0, -1.0])),
-        (np.array([0, 2, 1]), np.array([3, 0, 1])),                # ints: the answer must be floats
-        (np.array([1000.0, 999.0, 0.0]), np.array([1.0, 0.0, 5.0])),  # large logits: subtract the max
-        (rng.normal(size=10), rng.normal(size=10)),
-    ]
-    for logits, rewards in cases:
-        case = f"logits={logits.tolist()}, rewards={rewards.tolist()}" if len(logits) <= 3 else \
-            f"{len(logits)} actions with random logits and rewards"
-        got = c.call(fn, logits, rewards, case=case)
-        h = torch.tensor(np.asarray(logits, dtype=np.float64), requires_grad=True)
-        (expected,) = torch.autograd.grad(torch.softmax(h, -1) @ torch.as_tensor(rewards, dtype=torch.float64), h)
-        c.expect_close(got, expected.numpy(), case=case, rtol=1e-6, atol=1e-9,
-                       mistakes=_log_derivative_mistakes(logits, rewards))
-    c.passed(f"{len(cases)} cases from 1 to 10 actions, int inputs, logits up to 1000, compared with autograd")
-
-# ------------------------------------------------------------------------------------------ score_estimator_moments
 def _moments(logits, rewards, b) -> tuple[np.ndarray, float, np.ndarray]:
     """Exact mean (A,), total variance and second moment per action of g(a) = (r(a) - b)(e_a - pi), a ~ pi."""
     h = np.asarray(logits, dtype=np.float64)
