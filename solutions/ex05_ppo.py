@@ -1,9 +1,12 @@
 # %% [markdown]
 # # Exercise 05 · PPO: GAE, the clipped surrogate, and its six cases
 #
-# *Time: about 60 minutes (four functions, the last one the whole PPO update) for a student who followed the
-# lecture, plus 10 for the optional clipping table; the checks and the training run take under half a minute of
-# machine time in all (an estimate of the student's time, see the course map). Difficulty 3 of 5.*
+# *Time: about 80 minutes for a student who followed the lecture, best in two sittings: sections 1-4 (three
+# functions, about 24 lines, one short derivation on paper: about 50 minutes, plus about 15 for the optional
+# clipping table of section 3) and the build-it section 5 (the PPO update: about 20 lines around the given advantage
+# preparation, about 30 minutes); an estimate from working it from the stub, see the course map. The checks and the
+# CartPole run take about 15 s of machine time in all (the update's check trains CartPole for 2-4 s). Difficulty 3
+# of 5.*
 #
 # Lecture part 5, "Proximal Policy Optimization (PPO)". Five functions (one of them optional), each followed by a
 # check cell. A check either prints what passed or names the smallest input on which your answer is wrong, with the expected value,
@@ -106,7 +109,7 @@ check_ppo_clip_loss(ppo_clip_loss)
 # %% [markdown]
 # ## 3. One row of the clipping table (optional)
 #
-# Skip this section if you are short of time (about 10 minutes): it spells out case by case what your
+# Skip this section if you are short of time (about 15 minutes): it spells out case by case what your
 # `ppo_clip_loss` already does. For one sample, the objective is $f(r) = \min(r A, \operatorname{clip}(r, 1-\epsilon, 1+\epsilon) A)$. Return its
 # value, whether the min picked the clipped term (and that term differs from $rA$), and $df/dr$. You may use
 # torch autograd for the derivative or reason it out by hand.
