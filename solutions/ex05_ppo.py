@@ -9,8 +9,8 @@
 # of 5.*
 #
 # Lecture part 5, "Proximal Policy Optimization (PPO)". Five functions (one of them optional), each followed by a
-# check cell. A check either prints what passed or names the smallest input on which your answer is wrong, with the expected value,
-# what came back, and a hint.
+# check cell. A check either prints what passed or names the smallest input on which your answer is wrong, with the
+# expected value, what came back, and a hint.
 #
 # Conventions (as in `lecturekit`): a rollout has T steps of N parallel environments, so per-step arrays have shape
 # `(T, N)`; `terminated[t, n]` is True when the step t of environment n ended its episode in a terminal state.
@@ -110,9 +110,10 @@ check_ppo_clip_loss(ppo_clip_loss)
 # ## 3. One row of the clipping table (optional)
 #
 # Skip this section if you are short of time (about 15 minutes): it spells out case by case what your
-# `ppo_clip_loss` already does. For one sample, the objective is $f(r) = \min(r A, \operatorname{clip}(r, 1-\epsilon, 1+\epsilon) A)$. Return its
-# value, whether the min picked the clipped term (and that term differs from $rA$), and $df/dr$. You may use
-# torch autograd for the derivative or reason it out by hand.
+# `ppo_clip_loss` already does. For one sample, the objective is
+# $f(r) = \min(r A, \operatorname{clip}(r, 1-\epsilon, 1+\epsilon) A)$. Return its value, whether the min picked the
+# clipped term (and that term differs from $rA$), and $df/dr$. You may use torch autograd for the derivative or
+# reason it out by hand.
 
 # %%
 def clipping_case(ratio, adv, clip_eps):
