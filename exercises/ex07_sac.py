@@ -1,13 +1,18 @@
 # %% [markdown]
 # # Exercise 07 · The pieces of Soft Actor-Critic
 #
-# *Time: about 55 minutes (six functions) for a student who followed the lecture (an estimate, see
-# the course map). Difficulty 4 of 5.*
+# *Time: about 90 minutes for a student who followed the lecture, best in two sittings: sections 1-6 (six functions
+# of one to four lines, about 18 lines in all, one short derivation on paper: about 60 minutes) and the build-it
+# section 7 (the SAC update, about 23 lines: about 30 minutes); an estimate from working it from the stub, see the
+# course map. The checks and training runs take about 35 s of machine time in all: the update's check trains
+# Pendulum for about 15 s (up to 35 s on a busy machine), the live run as long. Difficulty 4 of 5.*
 #
 # Lecture part 7: "SAC: Critic Loss", "SAC: Policy Loss (Actor)", "SAC: Entropy Temperature Loss", and the
-# squashed Gaussian of notebook 15. You write the four functions that make SAC different from TD3; the course's
-# `lecturekit.algos.sac` uses the same signatures. Every function takes and returns torch tensors, and each check
-# also tests **where gradients flow**, because SAC's worst bugs give the right numbers with the wrong gradients.
+# squashed Gaussian of notebook 15. You write the four functions that make SAC different from TD3 (parts 1-4; the
+# course's `lecturekit.algos.sac` uses the same signatures), the density of a tanh-squashed Gaussian (part 5, a
+# derivation), the reparameterised sample (part 6), and then the whole SAC update from them (part 7), which trains
+# Pendulum live. The SAC functions take and return torch tensors, and each check also tests **where gradients
+# flow**, because SAC's worst bugs give the right numbers with the wrong gradients.
 #
 # Shapes: B is the batch size, D the action dimension.
 
@@ -254,7 +259,7 @@ assert abs(a.mean().item() - 0.5) < 0.05 and 0.02 < log_std.exp().item() < 1.0
 # more samples here, and why does SAC's actor use the pathwise one?
 
 # %% [markdown]
-# ## 5. Build it: the whole SAC update
+# ## 7. Build it: the whole SAC update
 #
 # Now the step that the course's SAC runs after every environment step, from a replay minibatch to moved networks,
 # built from your four functions. The course provides the networks, the replay buffer and the loop, and calls your
