@@ -413,7 +413,7 @@ assert max(logs["explained_var"][len(logs["explained_var"]) // 2:]) > 0.3  # the
 #
 # Three seeds for the default and for variants with one piece taken out, 40 000 steps at most:
 #
-# * **no clipping** ($\epsilon = \infty$: the plain importance-sampled surrogate, still 4 epochs of minibatches),
+# * **no clipping** ($\epsilon = \infty$: the plain importance-sampled surrogate, still 8 epochs of minibatches),
 # * **one epoch** (each sample is used for one Adam step only, in 4 minibatches),
 # * **no advantage normalisation** (raw GAE advantages),
 # * and, as a stress test, a 10 times larger step size (lr $= 5 \cdot 10^{-2}$), **with and without clipping**.
