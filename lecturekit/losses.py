@@ -61,7 +61,8 @@ def actor_critic_loss(model, steps, cfg) -> tuple[Tensor, dict]:
     with A_t standardised if cfg.normalize_adv.  `model` is a `nets.ActorCritic`; cfg has value_coef, entropy_coef,
     normalize_adv.  Returns (loss, diagnostics: policy_loss, value_loss, entropy, explained_var).
     """
-    logp, v, ent = model.log_prob(steps.obs, steps.actions), model.value(steps.obs), model.entropy(steps.obs).mean()
+    (logp, ent), v = model.log_prob_and_entropy(steps.obs, steps.actions), model.value(steps.obs)
+    ent = ent.mean()
     adv = normalize_advantages(steps.adv) if cfg.normalize_adv else steps.adv
     pi_l, v_l = policy_gradient_loss(logp, adv), value_loss(v, steps.ret)
     loss = pi_l + cfg.value_coef * v_l - cfg.entropy_coef * ent

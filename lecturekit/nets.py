@@ -92,6 +92,14 @@ class ActorCritic(nn.Module):
             return categorical_entropy(self.pi(obs))
         return gaussian_entropy(self.log_std).expand(obs.shape[:-1])
 
+    def log_prob_and_entropy(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
+        """(log pi_theta(a|s), H(pi_theta(.|s))), both (...), from one forward pass of the actor."""
+        if self.discrete:
+            logits = self.pi(obs)
+            return categorical_log_prob(logits, act), categorical_entropy(logits)
+        mu, log_std = self.dist_params(obs)
+        return gaussian_log_prob(act, mu, log_std), gaussian_entropy(log_std)
+
     def value(self, obs: Tensor) -> Tensor:
         """V_w(s), shape (...)."""
         return self.v(obs).squeeze(-1)

@@ -10,6 +10,7 @@ truncated episode bootstraps from (a terminated one does not).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -93,6 +94,10 @@ class Rollout:
         m = torch.as_tensor(self.valid)
         return Steps(self.obs[m], self.actions[m], self.logp[m], self.values[m], adv[m], ret[m])
 
+    def scaled(self, reward_scale: float) -> "Rollout":
+        """This rollout with its rewards multiplied by `reward_scale` (a copy; itself if the scale is 1)."""
+        return self if reward_scale == 1.0 else dataclasses.replace(self, rewards=self.rewards * reward_scale)
+
     @property
     def mask(self) -> Tensor:
         """(T, N) float mask: 1 on steps that belong to an episode, 0 on autoreset steps."""
@@ -112,6 +117,10 @@ class Steps:
 
     def __len__(self) -> int:
         return len(self.obs)
+
+    def __getitem__(self, idx: Tensor) -> "Steps":
+        """The minibatch of the steps at `idx` (an index tensor, e.g. a slice of a permutation)."""
+        return Steps(self.obs[idx], self.actions[idx], self.logp[idx], self.values[idx], self.adv[idx], self.ret[idx])
 
 
 def collect(envs, agent, state: EnvState, T: int, generator: torch.Generator | None = None) -> Rollout:
@@ -163,16 +172,18 @@ def actor_critic_setup(env_id: str, cfg, seed: int):
 
 
 def loop(envs, model, mon: "Monitor", n_steps: int, seed: int, generator: torch.Generator,
-         update: Callable[[Rollout, int], dict], act_fn: Callable) -> "History":
+         update: Callable[[Rollout, int], dict], act_fn: Callable, reward_scale: float = 1.0) -> "History":
     """The loop every on-policy method of the course shares (A2C, TRPO, PPO): collect T = n_steps steps from the N
     environments (reset with seeds seed, seed + 1, ...; actions sampled from `generator`),
     `update(rollout, env_steps_before) -> diagnostics`, log them, evaluate, stop when the Monitor says so.
-    Only `update` differs between the algorithms.  Closes `envs`; returns the Monitor's History."""
+    Only `update` differs between the algorithms.  The update sees the rewards multiplied by `reward_scale` (the
+    critic learns returns in those units); evaluations and episode returns are in the environment's own units.
+    Closes `envs`; returns the Monitor's History."""
     state, env_steps = start(envs, seed), 0
     try:
         while True:
             ro = collect(envs, model, state, n_steps, generator)
-            stats = update(ro, env_steps)
+            stats = update(ro.scaled(reward_scale), env_steps)
             env_steps += envs.num_envs * n_steps
             mon.log(env_steps, **stats)
             if mon.should_stop(env_steps, act_fn):

@@ -351,17 +351,21 @@ for name in ("half-trained (V / 2)", "untrained (0)"):
 #
 # `lecturekit.algos.ppo` is A2C's data pipeline with a different update. Per update it
 #
-# 1. collects $T = 64$ steps in $N = 8$ environments with the current policy (`rollout.collect`, the same code as
+# 1. collects $T = 64$ steps in $N = 16$ environments with the current policy (`rollout.collect`, the same code as
 #    A2C and TRPO), recording $\log \pi_{\theta_k}(a_t|s_t)$ and $V(s_t)$;
 # 2. computes GAE advantages and value targets $A_t + V(s_t)$ (`Rollout.advantages`, which also handles truncated
 #    episodes and the autoreset steps of vector environments);
-# 3. runs 4 epochs over the 512 steps, each in 4 shuffled minibatches of 128, with one Adam step per minibatch on
+# 3. runs 8 epochs over the 1024 steps, each in 4 shuffled minibatches of 256, with one Adam step per minibatch on
 #    $-J^{\mathrm{CLIP}} + c_v (V(s) - \hat R)^2 - c_H H[\pi(\cdot|s)]$ (advantages standardised per minibatch).
 #
 # Every field of `ppo.Config` is documented in the source. The defaults ($\text{lr} = 5 \cdot 10^{-3}$, $\epsilon = 0.2$,
 # $\lambda = 0.95$, no entropy bonus) are tuned for speed on CartPole; they are far from the "typical"
 # hyperparameters of the lecture (2048-8192 steps per batch, minibatches of 64-512), which are meant for harder
-# tasks. Change the knobs and press Train to rerun.
+# tasks. Two of them are there to keep CartPole solved once it is solved: a long horizon, $\gamma = 0.999$ (with
+# $\gamma = 0.99$ the greedy policy often balances the pole but lets the cart drift off the track after 150-400
+# steps: a failure that far ahead hardly shows in a return discounted by 0.99), and rewards scaled by 0.1 before
+# each update (`reward_scale`; the training loop applies it), so that the critic's targets stay below about 100 instead
+# of 1000. Change the knobs and press Train to rerun.
 
 # %%
 from lecturekit.evaluation import Run
@@ -409,18 +413,18 @@ assert max(logs["explained_var"][len(logs["explained_var"]) // 2:]) > 0.3  # the
 #
 # Three seeds for the default and for variants with one piece taken out, 40 000 steps at most:
 #
-# * **no clipping** ($\epsilon = \infty$: the plain importance-sampled surrogate, still 4 epochs of minibatches),
+# * **no clipping** ($\epsilon = \infty$: the plain importance-sampled surrogate, still 8 epochs of minibatches),
 # * **one epoch** (each sample is used for one Adam step only, in 4 minibatches),
 # * **no advantage normalisation** (raw GAE advantages),
-# * and, as a stress test, a 4 times larger step size (lr $= 2 \cdot 10^{-2}$), **with and without clipping**.
+# * and, as a stress test, a 10 times larger step size (lr $= 5 \cdot 10^{-2}$), **with and without clipping**.
 #
 # The plot shows the steps each run needed to reach 475 (an × at the top: not reached within the budget), and the
 # largest approximate KL divergence of any single update of the run.
 
 # %% jupyter={"source_hidden": true}
 VARIANTS = {"default": {}, "no clipping": {"clip_eps": float("inf")}, "one epoch": {"epochs": 1},
-            "no adv. norm.": {"normalize_adv": False}, "lr 2e-2": {"lr": 2e-2},
-            "lr 2e-2, no clipping": {"lr": 2e-2, "clip_eps": float("inf")}}
+            "no adv. norm.": {"normalize_adv": False}, "lr 5e-2": {"lr": 5e-2},
+            "lr 5e-2, no clipping": {"lr": 5e-2, "clip_eps": float("inf")}}
 SEEDS, BUDGET = (0, 1, 2), 40_000
 jobs = {(name, seed): (lambda cb, change=change, seed=seed: ppo.train(
             "CartPole-v1", ppo.Config(**change),
@@ -454,24 +458,24 @@ for (name, seed), (st, wall, best, kl) in ablation.items():
 # %%
 solved = {name: [ablation[name, s][0] is not None for s in SEEDS] for name in VARIANTS}
 max_kl = {name: np.array([ablation[name, s][3] for s in SEEDS]) for name in VARIANTS}
-for name in ("default", "one epoch", "no adv. norm.", "lr 2e-2"):
+for name in ("default", "one epoch", "lr 5e-2"):
     assert all(solved[name]), name             # on CartPole each of these solves every seed
-# (no clipping at the default step size: 1 of these 3 seeds solved, measured; whether it does is luck, see below)
-assert not any(solved["lr 2e-2, no clipping"])  # the large step without clipping fails on every seed
+# (no clipping at the default step size, and no advantage normalisation: 2 of these 3 seeds solved, measured)
+assert sum(solved["lr 5e-2, no clipping"]) < sum(solved["lr 5e-2"])  # without clipping the large step fails more
 assert np.all(max_kl["no clipping"] > 10 * max_kl["default"])       # unclipped updates are far less proximal
-assert np.all(max_kl["lr 2e-2, no clipping"] > 10 * max_kl["lr 2e-2"])
+assert np.all(max_kl["lr 5e-2, no clipping"] > 10 * max_kl["lr 5e-2"])
 
 # %% [markdown]
-# **Reading the ablations.** CartPole is forgiving: at the default step size, taking out the extra epochs or the
-# advantage normalisation still solves every seed here, with the step counts spread widely from seed to seed (three
-# seeds are too few to rank those variants). What the clipping changes is visible in the right panel: without it a
-# single update moves the policy by a KL of order 1 instead of a few hundredths. The update is no longer proximal,
-# and whether that is harmless is luck: here one seed of three still solves the task without clipping, the other two
-# get no further than a best evaluation of 330 and 467 within the budget (with other seeds we have seen all three
-# succeed). With a four times larger step
-# size the luck runs out: the clipped version still solves every seed quickly, and the unclipped one fails on every
-# seed. That is the
-# protection the clipping buys: the same optimiser settings stay safe over a wider range.
+# **Reading the ablations.** CartPole is forgiving: at the default step size, taking out the extra epochs still
+# solves every seed here, more slowly, and without the advantage normalisation two seeds of three solve it (the third
+# gets to a best evaluation of 467 within the budget); the step counts spread widely from seed to seed (three seeds
+# are too few to rank those variants). What the clipping changes is visible in the right panel: without it a single
+# update moves the policy by a KL of order 1 to 10 instead of a few hundredths. The update is no longer proximal, and
+# whether that is harmless is luck: here two seeds of three still solve the task without clipping, the third gets no
+# further than a best evaluation of 378 within the budget. With a ten times larger step size the luck mostly runs
+# out: the clipped version still solves every seed, within 12 000 steps, while the unclipped one solves one seed of
+# three (the other two get no further than 98 and 292). That is the protection the clipping buys: the same optimiser
+# settings stay safe over a wider range.
 #
 # ### PPO, A2C and TRPO on one plot
 #
@@ -530,9 +534,10 @@ assert hist_cp_cfg.best_return < -900
 # %% [markdown]
 # With the CartPole configuration the return stays where a policy that never swings the pendulum up ends
 # (around $-1000$ or worse). The preset `ppo.PENDULUM` changes seven fields: a shorter horizon ($\gamma = 0.9$),
-# longer rollouts ($T = 256$, so 2048 steps per batch), 10 epochs of 32 minibatches of 64 (320 Adam steps per batch
-# instead of 16), a smaller step size ($10^{-3}$), rewards scaled by 0.1 (so the critic's targets are of order 1),
-# and a wider initial Gaussian ($\log\sigma = 0$, i.e. $\sigma = 1$ in $[-1, 1]$ action units). The same command
+# 8 environments with longer rollouts ($T = 256$, so 2048 steps per batch), 10 epochs of 32 minibatches of 64 (320
+# Adam steps per batch instead of 32), a smaller step size ($10^{-3}$), and a wider initial Gaussian
+# ($\log\sigma = 0$, i.e. $\sigma = 1$ in $[-1, 1]$ action units); it keeps the rewards scaled by 0.1 (here that
+# makes the critic's targets of order 1). The same command
 # on the command line:
 #
 # ```
@@ -541,10 +546,11 @@ assert hist_cp_cfg.best_return < -900
 #     --set reward_scale=0.1 --set log_std_init=0.0
 # ```
 #
-# Which of these changes matter? Putting each one back to its CartPole value while keeping the others (2 seeds each,
-# measured from the command line while this notebook was written, at most 50 000 steps):
+# Which of these changes matter? Putting each one back to the value the CartPole defaults had when this was measured
+# ($\gamma = 0.99$, no reward scaling, lr $5 \cdot 10^{-3}$, $T = 64$, $\log\sigma_0 = -0.5$, 4 epochs of 4
+# minibatches) while keeping the others (2 seeds each, from the command line, at most 50 000 steps):
 #
-# | put back to the CartPole value | reached $-300$? | steps |
+# | put back to that CartPole value | reached $-300$? | steps |
 # |---|---|---|
 # | none (the preset) | yes, 5 of 5 seeds | 16k-25k |
 # | $\gamma = 0.99$ | yes, 2 of 2 | 25k-33k |
@@ -556,7 +562,7 @@ assert hist_cp_cfg.best_return < -900
 #
 # The one change that cannot be undone is the amount of optimisation per batch: 320 small Adam steps instead of 16
 # large ones (the cell below re-runs that case). Changing a single field of the CartPole configuration was not
-# enough either: starting from it, lr $10^{-3}$ alone and $T = 256$ alone did not reach $-300$ within 50 000 steps
+# enough either: starting from it (the values above), lr $10^{-3}$ alone and $T = 256$ alone did not reach $-300$ within 50 000 steps
 # (seeds 0 and 1), and 10 epochs of minibatches of 64 alone reached it on one of the two seeds, at the last
 # evaluation (50 000 steps). The
 # "textbook" defaults (lr $3 \cdot 10^{-4}$, one environment, 2048 steps per batch, 10 epochs, minibatches of 64,

@@ -110,7 +110,7 @@ def test_cartpole_logs_and_repeatability():
     for key in ("approx_kl", "clip_frac", "explained_var", "entropy", "value_loss", "epochs_run", "lr"):
         assert len(h1.logs[key]) == 4, key
     assert all(k >= 0 for k in h1.logs["approx_kl"]) and all(0 <= c <= 1 for c in h1.logs["clip_frac"])
-    assert h1.logs["epochs_run"] == [4.0] * 4
+    assert h1.logs["epochs_run"] == [float(cfg.epochs)] * 4
 
 
 def test_target_kl_stops_epochs_early():
@@ -139,12 +139,12 @@ def test_options_run(opts):
     assert h.env_steps == 128
 
 
-def test_update_leaves_the_rollout_unchanged_with_reward_scale():
+def test_update_leaves_the_rollout_unchanged():
     from lecturekit.envs import make_unit_vec as make_envs
     from lecturekit.nets import ActorCritic
     from lecturekit.rollout import collect, start
 
-    cfg = ppo.Config(n_envs=2, n_steps=16, reward_scale=0.1)
+    cfg = ppo.Config(n_envs=2, n_steps=16)
     envs = make_envs("CartPole-v1", cfg.n_envs)
     torch.manual_seed(0)
     model = ActorCritic(envs.single_observation_space, envs.single_action_space)
@@ -152,3 +152,18 @@ def test_update_leaves_the_rollout_unchanged_with_reward_scale():
     rewards = ro.rewards.copy()
     stats = ppo.update(model, torch.optim.Adam(model.parameters(), lr=1e-3), ro, cfg, torch.Generator().manual_seed(0))
     assert np.array_equal(ro.rewards, rewards) and stats["epochs_run"] == cfg.epochs
+
+
+def test_the_loop_scales_the_rewards_the_update_sees_not_the_returns():
+    seen = []
+
+    def spy(model, opt, ro, cfg, gen):
+        seen.append(ro.rewards[ro.valid])
+        return ppo.update(model, opt, ro, cfg, gen)
+
+    cfg = ppo.Config(n_envs=2, n_steps=16, reward_scale=0.1)
+    h = ppo.train("CartPole-v1", cfg, Run(steps=64, seed=0, eval_every=64, eval_episodes=2), update=spy)
+    # CartPole pays 1 per step: the update sees 0.1 per step, the evaluation counts whole steps (an episode lasts
+    # at least 8 steps, so a mean below 8 would mean scaled returns)
+    assert len(seen) == 2 and all(np.allclose(r, 0.1) for r in seen)
+    assert h.final_return >= 8

@@ -25,6 +25,7 @@ REINFORCE  `collect(envs, policy, bufs, t_max) -> Batch`: run the N copies of `e
            -mean(log pi(a_t|s_t) (G_t - b_t)) over the valid steps, then cfg.vf_iters steps of `vf_opt` (None unless
            cfg.baseline == "value") on the value regression.
 A2C        `update(model, opt, ro: Rollout, cfg) -> dict`: one step of `opt` (all of `model`) on the A2C loss.
+           (A2C and PPO: the loop has already multiplied `ro.rewards` by cfg.reward_scale, `rollout.loop`.)
 PPO        `update(model, opt, ro: Rollout, cfg, gen: torch.Generator) -> dict`: cfg.epochs passes; each draws one
            `torch.randperm(B, generator=gen)` and splits it into minibatches of ceil(B / cfg.minibatches) steps,
            taken in that order, one step of `opt` each.  (`train` sets the learning rate before each call if

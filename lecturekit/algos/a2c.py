@@ -38,6 +38,7 @@ class A2CConfig:
     entropy_coef: float = 0.0    # c_H: weight of the entropy bonus (0 = off)
     normalize_adv: bool = True   # standardise advantages within each batch (rescales the step, keeps its sign)
     max_grad_norm: float = 0.5   # clip the global gradient norm (0 = no clipping)
+    reward_scale: float = 1.0    # the training loop multiplies rewards by it before each update
     hidden: tuple = (64, 64)     # hidden sizes of the actor and of the critic MLP
     log_std_init: float = -0.5   # initial log std of the Gaussian policy in [-1, 1] action units (Box only)
 
@@ -83,9 +84,10 @@ def train(env_id: str, cfg: A2CConfig | None = None, run: Run | None = None, *, 
     each gradient step (see `lecturekit.algos` for the protocol).  History.model is the ActorCritic."""
     cfg, run = cfg or A2CConfig(), run or Run()
     envs, model, act_fn, gen = actor_critic_setup(env_id, cfg, run.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)  # fused: one kernel for all parameters
     mon = Monitor("a2c", env_id, run, config=cfg)
-    return loop(envs, model, mon, cfg.n_steps, run.seed, gen, lambda ro, _: update(model, opt, ro, cfg), act_fn)
+    return loop(envs, model, mon, cfg.n_steps, run.seed, gen, lambda ro, _: update(model, opt, ro, cfg), act_fn,
+                cfg.reward_scale)
 
 
 ALGOS = [Algo(name="a2c", train=train, config=A2CConfig, bench_env="CartPole-v1", bench_target=475.0,
