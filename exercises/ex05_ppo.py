@@ -216,7 +216,8 @@ def ppo_update(model, opt, ro, cfg, gen):
            values (T, N) tensors; rewards (T, N) float, terminated / truncated / valid (T, N) bool NumPy arrays;
            last_value (N,) NumPy.
     cfg:   `ppo.Config`: gamma, gae_lambda, epochs, minibatches, clip_eps, value_coef, entropy_coef, normalize_adv,
-           max_grad_norm (ignore reward_scale, clip_vloss, target_kl, anneal_lr: left at their defaults here).
+           max_grad_norm (ignore clip_vloss, target_kl, anneal_lr: left at their defaults here; reward_scale is not
+           yours either: the training loop has already multiplied ro.rewards by it).
     gen:   torch.Generator for the minibatch order: per epoch, torch.randperm(n, generator=gen).split(ceil(n / M)).
     Returns a dict of floats, each the mean over the last epoch's minibatches: policy_loss, value_loss (without
     value_coef), entropy, approx_kl (mean of (r - 1) - log r), clip_frac (share of |r - 1| > clip_eps).
@@ -246,7 +247,7 @@ check_ppo_update(ppo_update)
 # %% [markdown]
 # ### Your update trains CartPole, live
 #
-# The course's PPO loop with your update: 8 environments, 64 steps per rollout, 4 epochs of 4 minibatches. The curve
+# The course's PPO loop with your update: 16 environments, 64 steps per rollout, 8 epochs of 4 minibatches. The curve
 # is the greedy policy's return every 2,048 steps; Stop ends the run after the current update.
 
 # %% tags=["uses-answer"]
