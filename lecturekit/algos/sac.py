@@ -93,11 +93,11 @@ class Agent:
 
     def act(self, obs: Tensor) -> Tensor:
         """Evaluation: the deterministic mode of the policy.  (N, obs_dim) -> (N, act_dim)."""
-        return self.actor(obs)[0]
+        return self.actor.action(obs)
 
     def explore(self, obs: Tensor, eps: Tensor) -> Tensor:
         """Behaviour: a sample of the stochastic policy itself (no added noise: the entropy term explores)."""
-        return self.actor(obs, eps)[0]
+        return self.actor.action(obs, eps)
 
 
 def update(agent: Agent, b: Batch, step: int, noise: tuple[Tensor, Tensor]) -> dict:
