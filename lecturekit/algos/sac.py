@@ -36,7 +36,7 @@ class Config(OffPolicyConfig):
     """SAC's fields; gamma, tau, hidden, actor_lr, critic_lr, batch_size, warmup, ... come from OffPolicyConfig."""
 
     name: ClassVar[str] = "sac"      # what History.algo says
-    alpha_lr: float = 1e-3           # Adam step size of log_alpha
+    alpha_lr: float = 2e-3           # Adam step size of log_alpha
     alpha_init: float = 0.2          # initial temperature alpha (1.0 also solves Pendulum, with a worse worst seed)
     autotune: bool = True            # learn alpha from the temperature loss; False keeps alpha = alpha_init
     target_entropy: float | None = None  # H_target of the temperature loss; None means -dim(A)
