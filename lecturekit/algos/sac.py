@@ -37,7 +37,7 @@ class Config(OffPolicyConfig):
 
     name: ClassVar[str] = "sac"      # what History.algo says
     alpha_lr: float = 2e-3           # Adam step size of log_alpha
-    alpha_init: float = 0.2          # initial temperature alpha (with the earlier defaults 1.0 solved too, worse worst seed)
+    alpha_init: float = 0.2          # initial temperature alpha (1.0 solved too with the old defaults)
     autotune: bool = True            # learn alpha from the temperature loss; False keeps alpha = alpha_init
     target_entropy: float | None = None  # H_target of the temperature loss; None means -dim(A)
 
