@@ -191,6 +191,11 @@ class SquashedGaussianActor(nn.Module):
         u = mu if eps is None else mu + log_std.exp() * eps  # reparameterization: the noise comes from outside
         return self.squash(u), squashed_gaussian_log_prob(u, mu, log_std)
 
+    def action(self, obs: Tensor, eps: Tensor | None = None) -> Tensor:
+        """`forward(obs, eps)[0]` without the log-density: what acting in the environment needs (half the cost)."""
+        mu, log_std = self.dist_params(obs)
+        return self.squash(mu if eps is None else mu + log_std.exp() * eps)
+
 
 class TwinQ(nn.Module):
     """Two critics Q_phi1(s, a), Q_phi2(s, a) (clipped double Q-learning), evaluated as ONE batched network.

@@ -45,20 +45,20 @@ from lecturekit.evaluation import Run
 # %% [markdown]
 # ## Training, live
 #
-# The defaults (`sac.Config`): 64x64 networks, Adam with step size $10^{-3}$ for actor, critics and $\log\alpha$,
-# batch 256, one update per environment step after 1000 uniformly random warm-up steps, $\gamma = 0.99$,
-# $\tau = 0.005$, initial temperature $\alpha_0 = 0.2$. Evaluation: every 500 steps, 10 episodes with the
+# The defaults (`sac.Config`): 64x64 networks, Adam with step size $2 \cdot 10^{-3}$ for actor, critics and
+# $\log\alpha$, batch 256, one update per environment step after 1000 uniformly random warm-up steps,
+# $\gamma = 0.99$, $\tau = 0.02$, initial temperature $\alpha_0 = 0.2$. Evaluation: every 500 steps, 10 episodes with the
 # deterministic action $\tanh(\mu_\theta(s))$; training stops at a mean return of $-200$ (a random policy scores about $-1200$).
 # Change the knobs and press **Train** to rerun; **Stop** ends a run early.
 
 # %%
-def train_sac(callback, lr=1e-3, alpha_init=0.2, autotune=True, seed=0):
-    cfg = sac.Config(actor_lr=lr, critic_lr=lr, alpha_lr=lr, alpha_init=alpha_init, autotune=autotune)
+def train_sac(callback, lr=2e-3, alpha_init=0.2, autotune=True, seed=0):
+    cfg = sac.Config(actor_lr=lr, critic_lr=lr, alpha_lr=lr, alpha_init=alpha_init, autotune=autotune, log_every=100)
     return sac.train("Pendulum-v1", cfg, Run(steps=10_000, seed=seed, target=-200, eval_every=500, eval_episodes=10,
                                              callback=callback))
 
 
-history = live.demo(train_sac, knobs=dict(lr=(1e-4, 3e-3, 1e-4, 1e-3), alpha_init=(0.01, 2.0, 0.01, 0.2),
+history = live.demo(train_sac, knobs=dict(lr=(1e-4, 3e-3, 1e-4, 2e-3), alpha_init=(0.01, 2.0, 0.01, 0.2),
                                           autotune=True, seed=0),
                     total_steps=10_000, target=-200, title="SAC on Pendulum-v1")
 
@@ -94,7 +94,7 @@ plt.show()
 # %%
 # after the warm-up, alpha first falls (the wide initial policy is more random than the target) ...
 alpha, entropy = logs["alpha"], logs["entropy"]
-assert abs(alpha[0] - 0.2) < 1e-6 and alpha.min() < 0.6 * alpha[0] and entropy[0] > -1.0
+assert abs(alpha[0] - 0.2) < 1e-6 and alpha.min() < 0.7 * alpha[0] and entropy[0] > -1.0
 # ... the entropy then drops below the target -1 and alpha rises again to push it back up
 assert entropy.min() < -1.0 and alpha[-1] > 1.5 * alpha.min()
 # in general: alpha moves against the entropy surplus H - H_target (the temperature loss's gradient is alpha times it)

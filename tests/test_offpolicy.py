@@ -345,3 +345,16 @@ def test_critic_bias_against_hand_worked_returns():
     assert q0.tolist() == [7.0] * 3 and g.tolist() == pytest.approx([2.75] * 3)
     _, g2 = critic_bias(actor, q, "lecturekit_test/Counter-v0", episodes=2, seed=0, gamma=0.5, horizon=2)
     assert g2.tolist() == pytest.approx([2.0, 2.0])
+
+
+def test_loop_makes_one_update_every_1_over_x_steps():
+    # updates_per_step 0.5 with 2 envs: one update per vector step, i.e. one per 2 env steps; after the warm-up's 10
+    # env steps, the vector steps ending at 10, 12, ..., 60 make 26 updates (half of the 52 at updates_per_step 1)
+    agents = []
+    for x, expected in [(0.5, 26), (0.25, 13)]:  # 0.25: one update every second vector step
+        cfg = op.OffPolicyConfig(n_envs=2, warmup=10, batch_size=4, log_every=10, updates_per_step=x)
+        make = lambda *a: agents.append(Recorder(*a)) or agents[-1]
+        noise = lambda b, act_dim, gen: torch.randn(b, act_dim, generator=gen)
+        op.train_off_policy("rec", "lecturekit_test/Counter-v0", cfg, Run(steps=60, seed=0, eval_every=20,
+                                                                           eval_episodes=2), make, record_update, noise)
+        assert agents[-1].batches == expected

@@ -158,7 +158,7 @@ def test_update_moves_everything_it_should():
     assert agent.log_alpha.item() != alpha_before
     for pt, pb, pc, pcb in zip(agent.critic_targ.parameters(), targ_before, agent.critic.parameters(), crit_before):
         # Polyak: target = pb + tau (critic_new - pb)
-        assert torch.allclose(pt, pb + 0.005 * (pc - pb), atol=1e-7)
+        assert torch.allclose(pt, pb + agent.cfg.tau * (pc - pb), atol=1e-7)
     assert any(not torch.equal(p, q) for p, q in zip(agent.critic.parameters(), crit_before))
 
 

@@ -36,8 +36,8 @@ class Config(OffPolicyConfig):
     """SAC's fields; gamma, tau, hidden, actor_lr, critic_lr, batch_size, warmup, ... come from OffPolicyConfig."""
 
     name: ClassVar[str] = "sac"      # what History.algo says
-    alpha_lr: float = 1e-3           # Adam step size of log_alpha
-    alpha_init: float = 0.2          # initial temperature alpha (1.0 also solves Pendulum, with a worse worst seed)
+    alpha_lr: float = 2e-3           # Adam step size of log_alpha
+    alpha_init: float = 0.2          # initial temperature alpha (1.0 solved too with the old defaults)
     autotune: bool = True            # learn alpha from the temperature loss; False keeps alpha = alpha_init
     target_entropy: float | None = None  # H_target of the temperature loss; None means -dim(A)
 
@@ -93,11 +93,11 @@ class Agent:
 
     def act(self, obs: Tensor) -> Tensor:
         """Evaluation: the deterministic mode of the policy.  (N, obs_dim) -> (N, act_dim)."""
-        return self.actor(obs)[0]
+        return self.actor.action(obs)
 
     def explore(self, obs: Tensor, eps: Tensor) -> Tensor:
         """Behaviour: a sample of the stochastic policy itself (no added noise: the entropy term explores)."""
-        return self.actor(obs, eps)[0]
+        return self.actor.action(obs, eps)
 
 
 def update(agent: Agent, b: Batch, step: int, noise: tuple[Tensor, Tensor]) -> dict:
