@@ -277,9 +277,9 @@ check_td3_update(td3_update)
 # %% [markdown]
 # ### Your TD3 on Pendulum, live
 #
-# The course's loop with your update: 1,000 random warm-up steps, then one update per environment step, an
+# The course's loop with your update: 500 random warm-up steps, then one update per environment step, an
 # evaluation (10 episodes, deterministic actor) every 500 steps; training stops at the target of -200. Press Stop to
-# end it early. The reference needs 5,000 to 9,000 steps, depending on the seed.
+# end it early. The reference needs 2,500 to 6,000 steps, depending on the seed.
 
 # %% tags=["uses-answer"]
 from lecturekit.algos import td3

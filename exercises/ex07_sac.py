@@ -314,7 +314,7 @@ check_sac_update(sac_update)
 #
 # The course's loop with your update: 1,000 random warm-up steps, then one update per environment step, an
 # evaluation (10 episodes, the policy's mean action) every 500 steps; training stops at the target of -200. Press
-# Stop to end it early. The reference needs 4,000 to 5,000 steps.
+# Stop to end it early. The reference needs 2,000 to 2,500 steps.
 
 # %% tags=["uses-answer"]
 from lecturekit.algos import sac
