@@ -5,8 +5,9 @@
 Runs each algorithm's benchmark run (`Algo.bench_run(seed)`: its Config defaults, evaluation every `eval_every`
 steps, training on to the still-solved check) once under cProfile, after a short warm-up run (the first optimizer of
 a process imports a compiler module), on one torch thread, and prints a Markdown table of the cumulative time in
-`rollout.collect`, the algorithm's `update` and `evaluation.evaluate`, the rest ("loop and logging"), and the
-functions with the most own time.  cProfile adds overhead to every Python call, so read the shares, not the seconds.
+`rollout.collect`, the algorithm's `update` and the evaluations (`Monitor.evaluate_now`: since round 2 CartPole is
+evaluated by `envs.cartpole`, not by `evaluation.evaluate`), the rest ("loop and logging"), and the functions with
+the most own time.  cProfile adds overhead to every Python call, so read the shares, not the seconds.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from lecturekit.algos import get
 
 PARTS = [("rollout (`rollout.collect`)", "rollout.py", "collect"),
          ("update (the algorithm's `update`)", None, "update"),
-         ("evaluation (`evaluation.evaluate`)", "evaluation.py", "evaluate")]
+         ("evaluation (`Monitor.evaluate_now`)", "evaluation.py", "evaluate_now")]
 
 
 def cumulative(stats: pstats.Stats, filename: str, funcname: str) -> float:
