@@ -4,8 +4,9 @@
 # *Time: about 65 minutes for a student who followed the lecture, best in two sittings: sections 1-3 (three
 # functions, about 6 lines, and the demonstrations of overestimation and of the slow targets: about 30 minutes) and
 # the build-it section 4 (the TD3 and DDPG update, about 27 lines: about 35 minutes); an estimate from working it
-# from the stub, see the course map. The checks and training runs take about 40 s of machine time in all: the
-# update's check trains Pendulum for about 15 s, the live run as long. Difficulty 3 of 5.*
+# from the stub, see the course map. The checks and training runs take about 15 s of machine time in all (the
+# whole solution notebook under nbval, idle machine): the update's check trains Pendulum for about 4 s, the live run
+# about as long. Difficulty 3 of 5.*
 #
 # Lecture part 6: "Deep Deterministic Policy Gradient (DDPG)" and "TD3: Twin Delayed Deep Deterministic Policy
 # Gradient". Notebook [12 DDPG and TD3](../notebooks/12_ddpg_td3.ipynb) tells the story; here you write three small
