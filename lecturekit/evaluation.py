@@ -218,18 +218,19 @@ def generators(seed: int) -> tuple[torch.Generator, np.random.Generator]:
 
 def gym_evaluator(env_id: str, episodes: int, seed: int):
     """evaluate(act_fn) -> (mean, std) on `episodes` episodes of `env_id` from reset(seed + i); reuses its vector env.
-    `.close()` releases it.  Pendulum-v1 and CartPole-v0/v1 are played by NumPy copies of gymnasium's
+    `.close()` releases it.  Pendulum-v1 and CartPole-v0/v1 are played by NumPy copies of gymnasium's vector env
     (`envs.pendulum`, `envs.cartpole`: the same returns from the same start states, up to float64 rounding for
     Pendulum, at a fraction of the cost; the benchmarks evaluate often)."""
     if env_id == "Pendulum-v1":
-        from lecturekit.envs.pendulum import pendulum_evaluator
+        from lecturekit.envs.pendulum import PendulumBatch
 
-        return pendulum_evaluator(episodes, seed)
-    if env_id in ("CartPole-v0", "CartPole-v1"):
-        from lecturekit.envs.cartpole import cartpole_evaluator
+        envs = PendulumBatch(episodes)
+    elif env_id in ("CartPole-v0", "CartPole-v1"):
+        from lecturekit.envs.cartpole import CartPoleBatch
 
-        return cartpole_evaluator(episodes, seed, gym.spec(env_id).max_episode_steps)
-    envs = make_vec(env_id, episodes)
+        envs = CartPoleBatch(episodes, gym.spec(env_id).max_episode_steps)
+    else:
+        envs = make_vec(env_id, episodes)
 
     def evaluate_fn(act_fn):
         return evaluate(act_fn, env_id, episodes, seed, envs)

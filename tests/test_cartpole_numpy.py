@@ -1,10 +1,10 @@
 """The NumPy CartPole of the evaluations (lecturekit/envs/cartpole.py) equals gymnasium's vector CartPole step for
-step, and its evaluator gives the returns `evaluation.evaluate` gives with gymnasium's environment."""
+step, and the Monitor's evaluator with it gives the returns `evaluation.evaluate` gives with gymnasium's environment."""
 import numpy as np
 import pytest
 
 from lecturekit.envs import make_vec
-from lecturekit.envs.cartpole import CartPoleBatch, cartpole_evaluator
+from lecturekit.envs.cartpole import CartPoleBatch
 from lecturekit.evaluation import evaluate, gym_evaluator
 
 
@@ -18,18 +18,18 @@ def balancing(obs):
 def test_step_for_step_equal_to_gymnasium(seed, n, policy):
     gym_env, ours = make_vec("CartPole-v1", n), CartPoleBatch(n)
     obs_g, _ = gym_env.reset(seed=seed)
-    obs = ours.reset(seed)
+    obs, _ = ours.reset(seed=seed)
     np.testing.assert_array_equal(obs, obs_g)
     rng = np.random.default_rng(seed)
     running = np.ones(n, dtype=bool)
     while running.any():  # up to and including each copy's first terminal or truncated step
         act = rng.integers(0, 2, n) if policy == "random" else balancing(obs)
         obs_g, r, te_g, tr_g, _ = gym_env.step(act)
-        obs, te, tr = ours.step(act)
+        obs, r_ours, te, tr, _ = ours.step(act)
         np.testing.assert_array_equal(obs[running], obs_g[running])
         np.testing.assert_array_equal(te[running], te_g[running])
         np.testing.assert_array_equal(tr[running], tr_g[running])
-        assert np.all(r[running] == 1.0)
+        assert np.all(r[running] == 1.0) and np.all(r_ours == 1.0)
         running &= ~(te | tr)
     gym_env.close()
 
@@ -43,12 +43,14 @@ def test_evaluator_equals_gymnasium_evaluation(env_id, max_steps):
             state = rng.bit_generator.state
             expected = evaluate(act_fn, env_id, 20, seed)
             rng.bit_generator.state = state  # the random policy draws the same actions again
-            assert cartpole_evaluator(20, seed, max_steps)(act_fn) == expected
-    assert cartpole_evaluator(20, 0, max_steps)(balancing)[0] == evaluate(balancing, env_id, 20, 0)[0] <= max_steps
+            assert gym_evaluator(env_id, 20, seed)(act_fn) == expected
+    assert gym_evaluator(env_id, 20, 0)(balancing)[0] == evaluate(balancing, env_id, 20, 0)[0] <= max_steps
 
 
 def test_gym_evaluator_uses_it_for_cartpole_only():
-    assert gym_evaluator("CartPole-v1", 20, 5)(balancing) == evaluate(balancing, "CartPole-v1", 20, 5)
+    cartpole = gym_evaluator("CartPole-v1", 20, 5)
+    assert any(isinstance(c.cell_contents, CartPoleBatch) for c in cartpole.__closure__)  # the NumPy copy plays
+    assert cartpole(balancing) == evaluate(balancing, "CartPole-v1", 20, 5)
     assert evaluate(balancing, "CartPole-v1", 20, 5)[0] == 500.0
     acrobot = gym_evaluator("Acrobot-v1", 2, 0)
     assert hasattr(acrobot, "close")

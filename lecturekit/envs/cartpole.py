@@ -6,8 +6,8 @@ every action against its action space, resets finished copies and builds float32
 40 us per step.  Here one step is the same array operations as `CartPoleVectorEnv.step`, in the same order and
 float64 precision, from the same start states (`reset(seed)` draws them from gymnasium's `seeding.np_random(seed)`
 as `CartPoleVectorEnv.reset(seed=seed)` does), so observations, terminations and returns equal gymnasium's step for
-step (tests/test_cartpole_numpy.py checks it).  Only what an evaluation needs: each copy's first episode counts;
-a finished copy is neither reset nor counted any more.
+step (tests/test_cartpole_numpy.py checks it).  Only what an evaluation needs: the vector env's `reset(seed=)` /
+`step` / `close` for `evaluation.evaluate`, which counts each copy's first episode; a finished copy is not reset.
 
     force  = +-10 N;  temp = (force + m_p l theta_dot^2 sin theta) / (m_c + m_p)
     theta_acc = (g sin theta - cos theta temp) / (l (4/3 - m_p cos^2 theta / (m_c + m_p)))
@@ -17,8 +17,6 @@ a finished copy is neither reset nor counted any more.
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import numpy as np
 from gymnasium.utils import seeding
 
@@ -37,15 +35,15 @@ class CartPoleBatch:
         self.state = np.zeros((4, n))
         self.steps = 0
 
-    def reset(self, seed: int) -> np.ndarray:
+    def reset(self, seed: int) -> tuple[np.ndarray, dict]:
         """The start states of gymnasium's `CartPoleVectorEnv(n).reset(seed=seed)`: U(-0.05, 0.05) each."""
         rng, _ = seeding.np_random(seed)
         self.state = rng.uniform(low=-0.05, high=0.05, size=(4, self.n))
         self.steps = 0
-        return self.state.T.astype(np.float32)
+        return self.state.T.astype(np.float32), {}
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """action (N,) in {0, 1} -> (obs (N, 4) float32, terminated (N,), truncated (N,)); the reward is 1."""
+    def step(self, action: np.ndarray):
+        """action (N,) in {0, 1} -> (obs (N, 4) float32, reward (N,) of 1, terminated (N,), truncated (N,), {})."""
         x, x_dot, theta, theta_dot = self.state
         force = np.sign(np.asarray(action) - 0.5) * FORCE_MAG
         costheta, sintheta = np.cos(theta), np.sin(theta)
@@ -59,22 +57,8 @@ class CartPoleBatch:
         self.steps += 1
         terminated = (x < -X_THRESHOLD) | (x > X_THRESHOLD) | (theta < -THETA_THRESHOLD) | (theta > THETA_THRESHOLD)
         truncated = np.full(self.n, self.steps >= self.max_episode_steps)
-        return self.state.T.astype(np.float32), terminated, truncated
+        return self.state.T.astype(np.float32), np.ones(self.n), terminated, truncated, {}
 
+    def close(self) -> None:
+        pass
 
-def cartpole_evaluator(episodes: int, seed: int, max_episode_steps: int = 500) -> Callable:
-    """evaluate(act_fn) -> (mean, std) of the returns of the first episode of each of `episodes` CartPole copies
-    started as gymnasium's vector env reset(seed=seed) starts them: what `evaluation.evaluate` gives with gymnasium's
-    environment, at a fraction of the cost."""
-    env = CartPoleBatch(episodes, max_episode_steps)
-
-    def evaluate_fn(act_fn: Callable[[np.ndarray], np.ndarray]) -> tuple[float, float]:
-        obs = env.reset(seed)
-        total, running = np.zeros(episodes), np.ones(episodes, dtype=bool)
-        while running.any():
-            obs, terminated, truncated = env.step(act_fn(obs))
-            total += running  # reward 1 for every step of a running episode, the last one included
-            running &= ~(terminated | truncated)
-        return float(total.mean()), float(total.std())
-
-    return evaluate_fn
