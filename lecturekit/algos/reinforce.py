@@ -210,8 +210,8 @@ def update(model: ActorCritic, opt: torch.optim.Optimizer, vf_opt: torch.optim.O
     else:
         b = torch.zeros(())
     adv = normalize_advantages(ret - b, center=False) if cfg.normalize_adv else ret - b
-    logp = model.log_prob(obs, act)
-    entropy = model.entropy(obs).mean()
+    logp, entropy = model.log_prob_and_entropy(obs, act)  # one forward pass of the actor
+    entropy = entropy.mean()
     loss = policy_gradient_loss(logp, adv) - cfg.entropy_coef * entropy
     opt.zero_grad()
     loss.backward()
