@@ -91,7 +91,12 @@ def check_workers(client, course: str, sandbox: bool) -> int:
 
 
 def connect(cluster):
-    """(client, owned): a `Client` as given, or one connected to an address or scheduler file (owned: close it)."""
+    """(client, owned): a `Client` as given, or one connected to an address or scheduler file (owned: close it).
+    A mistyped address is reported first, whether Dask is installed or not."""
+    if isinstance(cluster, (str, os.PathLike)):
+        cluster = str(cluster)
+        if not os.path.isfile(cluster) and not re.fullmatch(r"[a-z]+://\S+|[^\s/:]+:\d+", cluster):
+            raise ClusterError(f"'{cluster}' is neither a scheduler's address (tcp://host:8786) nor a scheduler file")
     try:
         from dask.distributed import Client
     except ImportError:
@@ -99,8 +104,6 @@ def connect(cluster):
     if isinstance(cluster, Client):
         return cluster, False
     cluster = str(cluster)
-    if not os.path.isfile(cluster) and not re.fullmatch(r"[a-z]+://\S+|[^\s/:]+:\d+", cluster):
-        raise ClusterError(f"'{cluster}' is neither a scheduler's address (tcp://host:8786) nor a scheduler file")
     try:
         if os.path.isfile(cluster):
             return Client(scheduler_file=cluster, timeout=30, set_as_default=False), True
