@@ -1,5 +1,6 @@
 """PPO: the clipped surrogate and its six cases against hand-worked numbers and analytic gradients; the training loop
 on CartPole (discrete) and Pendulum (Box)."""
+import copy
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from lecturekit.algos import ppo, registry
 from lecturekit.algos.trpo import surrogate_objective
 from lecturekit.evaluation import Run
+from lecturekit.rollout import actor_critic_setup, collect, start
 
 
 def test_clip_loss_hand_worked():
@@ -167,3 +169,26 @@ def test_the_loop_scales_the_rewards_the_update_sees_not_the_returns():
     # at least 8 steps, so a mean below 8 would mean scaled returns)
     assert len(seen) == 2 and all(np.allclose(r, 0.1) for r in seen)
     assert h.final_return >= 8
+
+
+def test_activation_option_builds_relu_networks_and_tanh_stays_the_default():
+    relu = ppo.Config(activation="relu")
+    _, model, _, _ = actor_critic_setup("CartPole-v1", relu, seed=0)
+    assert any(isinstance(m, torch.nn.ReLU) for m in model.pi) and not any(isinstance(m, torch.nn.Tanh) for m in model.v)
+    _, model, _, _ = actor_critic_setup("CartPole-v1", ppo.Config(), seed=0)
+    assert any(isinstance(m, torch.nn.Tanh) for m in model.pi)
+
+
+def test_entropy_left_out_of_the_step_when_unused_gives_the_same_update():
+    # entropy_coef = 0: the step computes no entropy when no diagnostics are asked for; the parameters it reaches
+    # must equal those of the step that computes it (and multiplies it by 0)
+    cfg = ppo.Config(n_envs=2, n_steps=16, entropy_coef=0.0)
+    envs, model, _, gen = actor_critic_setup("CartPole-v1", cfg, seed=3)
+    ro = collect(envs, model, start(envs, 3), cfg.n_steps, gen)
+    mb = ro.steps(cfg.gamma, cfg.gae_lambda)
+    twin = copy.deepcopy(model)
+    for m, diagnostics in ((model, False), (twin, True)):
+        opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+        ppo.minibatch_step(m, opt, mb, cfg, diagnostics)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(p, q)

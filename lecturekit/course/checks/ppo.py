@@ -513,7 +513,8 @@ def check_ppo_update(fn, train: bool = True) -> None:
     accepted = [partial(_ppo_variant, bug="population_std")]  # std without Bessel's correction: as good
     trials = [
         ("one update (3 epochs x 4 minibatches) on a rollout of T=16 steps in N=4 CartPole copies, stored log-probs "
-         "of an older policy", _ppo_config(n_envs=4, n_steps=16, epochs=3, minibatches=4, lr=5e-3, entropy_coef=0.01),
+         "of an older policy", _ppo_config(n_envs=4, n_steps=16, epochs=3, minibatches=4, lr=5e-3, entropy_coef=0.01,
+                                                   max_grad_norm=0.5),
          1),
         ("one update with normalize_adv=False, max_grad_norm=0 (no clipping), clip_eps=0.1, 2 epochs x 3 minibatches",
          _ppo_config(n_envs=5, n_steps=8, epochs=2, minibatches=3, lr=3e-3, entropy_coef=0.0, clip_eps=0.1,
