@@ -247,8 +247,9 @@ check_ppo_update(ppo_update)
 # %% [markdown]
 # ### Your update trains CartPole, live
 #
-# The course's PPO loop with your update: 16 environments, 64 steps per rollout, 8 epochs of 4 minibatches. The curve
-# is the greedy policy's return every 2,048 steps; Stop ends the run after the current update.
+# The course's PPO loop with your update: 16 environments, 64 steps per rollout, 5 epochs of 4 minibatches, no
+# gradient-norm clipping (`max_grad_norm = 0`). The curve is the greedy policy's return every 2,048 steps; Stop ends
+# the run after the current update.
 
 # %% tags=["uses-answer"]
 from lecturekit.algos import ppo
