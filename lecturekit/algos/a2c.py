@@ -33,8 +33,7 @@ class A2CConfig:
     gae_lambda: float = 1.0      # 1.0: n-step returns minus V (A2C); < 1: GAE(lambda) advantages
     n_envs: int = 16             # parallel environments (N)
     n_steps: int = 16            # rollout length per update (T); n-step returns look at most T steps ahead
-    lr: float = 2e-3             # Adam step size (one step per rollout) of the actor, and of the critic if value_lr is None
-    value_lr: float | None = None  # the critic's own Adam step size (None: lr, one step size for both)
+    lr: float = 2e-3             # Adam step size (actor and critic share one optimizer, one step per rollout)
     value_coef: float = 0.5      # c_v: weight of the critic's squared error in the loss
     entropy_coef: float = 0.0    # c_H: weight of the entropy bonus (0 = off)
     normalize_adv: bool = True   # standardise advantages within each batch (rescales the step, keeps its sign)
@@ -85,10 +84,7 @@ def train(env_id: str, cfg: A2CConfig | None = None, run: Run | None = None, *, 
     each gradient step (see `lecturekit.algos` for the protocol).  History.model is the ActorCritic."""
     cfg, run = cfg or A2CConfig(), run or Run()
     envs, model, act_fn, gen = actor_critic_setup(env_id, cfg, run.seed)
-    critic = list(model.v.parameters())
-    actor = [p for p in model.parameters() if all(p is not q for q in critic)]  # pi (and log_std for Box actions)
-    groups = [{"params": actor}, {"params": critic, "lr": cfg.value_lr or cfg.lr}]
-    opt = torch.optim.Adam(groups, lr=cfg.lr, fused=True)  # fused: one kernel for all parameters
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)  # fused: one kernel for all parameters
     mon = Monitor("a2c", env_id, run, config=cfg)
     return loop(envs, model, mon, cfg.n_steps, run.seed, gen, lambda ro, _: update(model, opt, ro, cfg), act_fn,
                 cfg.reward_scale)
