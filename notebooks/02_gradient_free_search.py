@@ -217,11 +217,13 @@ assert all(s is not None for s in steps_to[0, CEM] + steps_to[0, PG])  # D = 0: 
 assert max(best[64, CEM]) < 100  # D = 64: CEM has not started to learn after 200,000 steps
 assert min(best[64, PG]) > 2 * max(best[64, CEM])  # REINFORCE has, with far more parameters
 assert all(s is None for s in steps_to[64, PG])  # but it has not reached 475 either
+assert max(steps_to[0, CEM]) < 26_000 and max(steps_to[0, PG]) < 33_000  # the step ranges quoted below
+assert 45 < min(best[64, CEM]) and max(best[64, CEM]) < 80 and 260 < min(best[64, PG]) and max(best[64, PG]) < 360
 
 # %% [markdown]
-# **What the runs show.** Without noise features both methods reach 475 within about 30,000 steps (CEM in 16,000
-# to 26,000, REINFORCE in 12,000 to 31,000). With 64 of them CEM, searching 138 parameters, is still where it started
-# after 200,000 steps (best evaluations 47 to 79), while REINFORCE climbs steadily to 240-295 and is still rising.
+# **What the runs show.** Without noise features both methods reach 475 within about 33,000 steps (CEM in 15,000
+# to 26,000, REINFORCE in 17,000 to 33,000). With 64 of them CEM, searching 138 parameters, is still where it started
+# after 200,000 steps (best evaluations 47 to 79), while REINFORCE climbs to best evaluations of 260 to 360.
 # REINFORCE's network has about 8,700 policy parameters, sixty times as many as CEM's linear policy, yet the gradient
 # tells it which of them mattered for the actions taken; the search only learns which candidates scored higher.
 # The noise features slow REINFORCE down too (neither method reaches 475 within 200,000 steps), so the honest

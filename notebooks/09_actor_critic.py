@@ -532,19 +532,25 @@ stuck = {v: sum(max(m for _, m in r["evals"]) <= -400 for r in ac_runs if r["var
 for v in reach:
     print(f"{v:<10} reached -100 on {reached[v]}/{len(reach[v])} seeds, median steps {median[v]:,.0f}, "
           f"never better than -400: {stuck[v]} seeds")
+best = {v: [max(m for _, m in r["evals"]) for r in ac_runs if r["variant"] == v] for v in reach}
+fell_back = {v: sum(r["steps_to_target"] is not None and r["final_return"] < -200 for r in ac_runs
+                    if r["variant"] == v) for v in reach}
 assert reached["A2C"] >= reached["REINFORCE"] + 2
-assert stuck["A2C"] == 0 and stuck["REINFORCE"] >= 3
+assert stuck["A2C"] == 0 and stuck["REINFORCE"] >= 2 and min(best["A2C"]) > -135
 assert median["A2C"] < median["REINFORCE"]
+assert min(s for s in reach["A2C"] if s) < min(s for s in reach["REINFORCE"] if s)  # the fastest seeds too
+assert fell_back["A2C"] >= 2  # reached -100, then ended below -200 (mean of the last 3 evaluations)
 
 # %% [markdown]
-# **What the runs show.** A2C reached -100 on 9 of 10 seeds, REINFORCE on 6. On three seeds REINFORCE never left the
-# plateau of time-outs in 100,000 steps: at 8,000 steps per batch of time-outs that is a dozen updates, each from
-# returns that barely differ. A2C was also faster: median 40,000 steps to -100 against 84,000 (a seed that never
-# reached it counts as infinitely many), and its fastest seeds got there after 15,000 steps, REINFORCE's after
-# 27,000. This is the lecture's point about waiting for whole episodes. Two qualifications: neither method is stable
-# once it gets there with the course's CartPole settings (several curves fall back to -200 or worse; A2C's tenth seed
-# touched -103 and then collapsed to -500), and ten seeds per method establish the direction of the difference, not
-# its size.
+# **What the runs show.** A2C reached -100 on 8 of 10 seeds, REINFORCE on 3. On two seeds REINFORCE never got
+# better than -400 in 100,000 steps, stuck on the plateau of time-outs: at 8,000 steps per batch of time-outs that is
+# a dozen updates, each from returns that barely differ; every A2C seed got better than -135. A2C was also faster:
+# its median is about 30,000 steps to -100, while REINFORCE's median is never reached (more than half of its seeds
+# never got there; such a seed counts as infinitely many), and A2C's fastest seed got there after 5,000 steps,
+# REINFORCE's after 27,000. This is the lecture's point about waiting for whole episodes. Two qualifications: neither
+# method is stable once it gets there with the course's CartPole settings (two A2C seeds that reached -100 ended near
+# -215, the mean of their last three evaluations), and ten seeds per method establish the direction of the
+# difference, not its size.
 #
 # To rerun one seed: `python -m lecturekit train reinforce --env Acrobot-v1 --steps 100000 --seed 1` (about 15 CPU
 # seconds), and the same with `a2c`.
