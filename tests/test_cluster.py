@@ -29,7 +29,7 @@ except ImportError:
 
 needs_dask = pytest.mark.skipif(distributed is None, reason="Dask is not installed: `make cluster-deps` (pip install "
                                 "-e '.[cluster]') installs it")
-needs_bwrap = pytest.mark.skipif(sb.bwrap_problem() is not None, reason=f"no sandbox here: {sb.bwrap_problem()}")
+needs_bwrap = pytest.mark.skipif(sb.bwrap_problem() is not None, reason=f"no sandbox here: {sb.bwrap_problem()} (run `make grade-deps`)")
 SOLUTIONS = sorted((authoring.ROOT / "solutions").glob("ex*.ipynb"))
 LIMITS = ["--timeout", "120", "--cell-timeout", "60"]
 

@@ -18,7 +18,7 @@ import pytest
 from lecturekit.course import authoring, grade
 from lecturekit.course import sandbox as sb
 
-pytestmark = pytest.mark.skipif(sb.bwrap_problem() is not None, reason=f"no sandbox here: {sb.bwrap_problem()}")
+pytestmark = pytest.mark.skipif(sb.bwrap_problem() is not None, reason=f"no sandbox here: {sb.bwrap_problem()} (run `make grade-deps`)")
 
 EX = "ex00_discounted_returns"
 ROOT = authoring.ROOT

@@ -27,7 +27,7 @@ from lecturekit.course import sandbox as sb
 from lecturekit.course.checking import CheckFailed
 
 ROOT = authoring.ROOT
-needs_bwrap = pytest.mark.skipif(sb.bwrap_problem() is not None, reason=f"no sandbox here: {sb.bwrap_problem()}")
+needs_bwrap = pytest.mark.skipif(sb.bwrap_problem() is not None, reason=f"no sandbox here: {sb.bwrap_problem()} (run `make grade-deps`)")
 CHECKERS = [n[len("check_"):] for n in checks.__all__ if n.startswith("check_")]
 
 
@@ -111,7 +111,7 @@ WRONG = {
 @pytest.fixture(scope="module")
 def box():
     if sb.bwrap_problem() is not None:
-        pytest.skip(f"no sandbox here: {sb.bwrap_problem()}")
+        pytest.skip(f"no sandbox here: {sb.bwrap_problem()} (run `make grade-deps`)")
     references = sorted({q for v in sb.REFERENCES.values() for q in v})
     b = sb.Sandbox(references)
     for cell in _solution_definitions() + list(WRONG.values()):
