@@ -55,10 +55,6 @@ def space_dims(obs_space: gym.Space, act_space: gym.Space) -> tuple[int, int, bo
     raise ValueError(f"unsupported action space {act_space}: use Discrete or a 1-D Box")
 
 
-# the hidden-layer activations an ActorCritic can use, by name (a Config field holds the name)
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
-
-
 class ActorCritic(nn.Module):
     """Actor pi_theta(a|s) and critic V_w(s) as two separate MLPs.
 
@@ -70,12 +66,11 @@ class ActorCritic(nn.Module):
     """
 
     def __init__(self, obs_space: gym.Space, act_space: gym.Space, hidden=(64, 64), log_std_init: float = 0.0,
-                 generator: torch.Generator | None = None, activation: str = "tanh"):
+                 generator: torch.Generator | None = None):
         super().__init__()
         obs_dim, act_dim, self.discrete = space_dims(obs_space, act_space)
-        act = ACTIVATIONS[activation]
-        self.pi = mlp([obs_dim, *hidden, act_dim], act, out_gain=0.01, generator=generator)
-        self.v = mlp([obs_dim, *hidden, 1], act, out_gain=1.0, generator=generator)
+        self.pi = mlp([obs_dim, *hidden, act_dim], out_gain=0.01, generator=generator)
+        self.v = mlp([obs_dim, *hidden, 1], out_gain=1.0, generator=generator)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
 

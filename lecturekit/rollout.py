@@ -167,8 +167,7 @@ def actor_critic_setup(env_id: str, cfg, seed: int):
     initialised from `gen`; act_fn: its greedy actions in the environment's own units, for evaluation."""
     gen, _ = generators(seed)
     envs = make_unit_vec(env_id, cfg.n_envs)
-    model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init, gen,
-                        getattr(cfg, "activation", "tanh"))
+    model = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.hidden, cfg.log_std_init, gen)
     return envs, model, greedy_act_fn(model, envs.unwrapped.single_action_space), gen
 
 

@@ -171,14 +171,6 @@ def test_the_loop_scales_the_rewards_the_update_sees_not_the_returns():
     assert h.final_return >= 8
 
 
-def test_activation_option_builds_relu_networks_and_tanh_stays_the_default():
-    relu = ppo.Config(activation="relu")
-    _, model, _, _ = actor_critic_setup("CartPole-v1", relu, seed=0)
-    assert any(isinstance(m, torch.nn.ReLU) for m in model.pi) and not any(isinstance(m, torch.nn.Tanh) for m in model.v)
-    _, model, _, _ = actor_critic_setup("CartPole-v1", ppo.Config(), seed=0)
-    assert any(isinstance(m, torch.nn.Tanh) for m in model.pi)
-
-
 def test_entropy_left_out_of_the_step_when_unused_gives_the_same_update():
     # entropy_coef = 0: the step computes no entropy when no diagnostics are asked for; the parameters it reaches
     # must equal those of the step that computes it (and multiplies it by 0)

@@ -30,7 +30,7 @@ from torch import Tensor
 from lecturekit.algos import Algo
 from lecturekit.evaluation import History, Monitor, Run
 from lecturekit.losses import clip_grads, explained_variance, normalize_advantages, value_loss
-from lecturekit.nets import ACTIVATIONS, ActorCritic
+from lecturekit.nets import ActorCritic
 from lecturekit.rollout import Rollout, Steps, actor_critic_setup, loop
 
 
@@ -56,7 +56,6 @@ class Config:
     target_kl: float = 0.0       # stop the epochs of an update early once approx KL exceeds it (0 = never)
     reward_scale: float = 0.1    # the training loop multiplies rewards by it before each update (keeps V small)
     hidden: tuple = (64, 64)     # hidden sizes of the actor and of the critic MLP
-    activation: str = "tanh"     # hidden-layer activation of both MLPs: "tanh" or "relu" (`nets.ACTIVATIONS`)
     log_std_init: float = -0.5   # initial log std of the Gaussian policy in [-1, 1] action units (Box only)
 
     def __post_init__(self):
@@ -67,8 +66,6 @@ class Config:
             raise ValueError(f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
         if not self.clip_eps > 0:
             raise ValueError(f"clip_eps must be > 0 (inf disables clipping), got {self.clip_eps}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
 
 
 # Pendulum-v1 (continuous torque, 200-step episodes, reward -16..0): the CartPole defaults do not learn there
