@@ -77,9 +77,20 @@ def rtg_shifted(rewards, dones, gamma):  # cuts where the NEXT step ends its epi
     return G
 
 
+def rtg_store_then_reset(rewards, dones, gamma):  # resets after storing G_t: the cut lands one step early
+    G, run = np.zeros(len(rewards)), 0.0
+    for t in reversed(range(len(rewards))):
+        run = rewards[t] + gamma * run
+        G[t] = run
+        if dones[t]:
+            run = 0.0
+    return G
+
+
 @pytest.mark.parametrize("fn, words", [
     (bugs.reward_to_go, ["the bug is still there"]),
     (rtg_shifted, ["off by one"]),
+    (rtg_store_then_reset, ["off by one"]),
     (lambda r, d, g: rtg_mask(r, d, 1.0), ["lost the discount"]),
     (lambda r, d, g: list(rtg_mask(r, d, g)), ["NumPy array"]),
 ])
@@ -113,6 +124,7 @@ def test_policy_loss_accepts_fixes(fn, capsys):
     (lambda lg, a, w: -(torch.softmax(lg, -1).gather(1, a).squeeze(1) * w).mean(), ["not probabilities"]),
     (lambda lg, a, w: pl_squeeze(lg.detach(), a, w), ["no gradient"]),
     (lambda lg, a, w: pl_squeeze(lg, a, w)[None], ["scalar"]),
+    (lambda lg, a, w: -(torch.log_softmax(lg, 0).gather(1, a).squeeze(1) * w).mean(), ["over the batch (dim 0)"]),
 ])
 def test_policy_loss_rejects(fn, words):
     rejects(check_fixed_policy_loss, fn, *words)
@@ -150,6 +162,12 @@ def cl_half(critic, critic_targ, actor_targ, b, gamma):
     return ((critic(b["obs"], b["action"]) - y) ** 2).mean()
 
 
+def cl_squeeze_q_only(critic, critic_targ, actor_targ, b, gamma):  # the other half-fix: next_q stays (B, 1)
+    with torch.no_grad():
+        y = b["reward"] + gamma * (1 - b["terminated"]) * critic_targ(b["next_obs"], actor_targ(b["next_obs"]))
+    return ((critic(b["obs"], b["action"]).squeeze(-1) - y) ** 2).mean()
+
+
 def cl_grad_target(critic, critic_targ, actor_targ, b, gamma):
     y = b["reward"] + gamma * (1 - b["terminated"]) * critic_targ(b["next_obs"], actor_targ(b["next_obs"])).squeeze(-1)
     return ((critic(b["obs"], b["action"]).squeeze(-1) - y) ** 2).mean()
@@ -172,6 +190,8 @@ def cl_obs(critic, critic_targ, actor_targ, b, gamma):
 @pytest.mark.parametrize("fn, words", [
     (bugs.critic_loss, ["the bug is still there", "shapes"]),
     (cl_half, ["Squeeze both"]),
+    (cl_squeeze_q_only, ["Squeeze next_q too"]),
+    (lambda *a: 0.5 * cl_squeeze(*a), ["factor 1/2"]),
     (cl_grad_target, ["torch.no_grad()"]),
     (cl_online, ["online critic"]),
     (cl_no_done, ["(1 - terminated)"]),

@@ -33,7 +33,7 @@ def _rtg_mistakes(rewards, dones, gamma) -> dict:
                 "hand: which returns-to-go belong to which episode?"),
         "shift": (_rtg(rewards, dones, gamma, shift=True),
                   "off by one: the cut belongs to the step that ENDS the episode (dones[t] = 1 gives G_t = r_t); you "
-                  "cut one step early, using dones[t + 1]."),
+                  "cut one step early (by testing dones[t + 1], or by resetting after storing G_t)."),
         "no_discount": (_rtg(rewards, dones, gamma, discount=False),
                         "you fixed the reset but lost the discount: G_t = r_t + gamma * (1 - dones[t]) * G_{t+1}."),
     }
@@ -77,6 +77,9 @@ def _policy_loss_variants(logits: torch.Tensor, actions: torch.Tensor, weights: 
                                                   "grad log pi."),
         "all_actions": (-(logp_all * weights[:, None]).mean(), "only the action taken counts: pick log pi(a_b|s_b) "
                                                                "(gather or Categorical.log_prob), not every action's."),
+        "batch_softmax": (-(torch.log_softmax(logits, 0).gather(-1, actions.reshape(-1, 1)).squeeze(-1) * weights)
+                          .mean(), "the softmax normalises over the batch (dim 0): each state's action probabilities "
+                                   "must sum to 1, so normalise over the actions (dim=-1)."),
     }
 
 
@@ -150,6 +153,11 @@ def _critic_variants(critic, critic_targ, actor_targ, b, gamma) -> dict:
                 "q - y for this batch of B=2: how many squared errors should there be?"),
         "half_fixed": (((q[:, None] - y[None, :]) ** 2).mean(),
                        "q is still (B, 1) while y is now (B,): q - y broadcasts to (B, B). Squeeze both."),
+        "half_fixed_target": (((q[None, :] - (r[None, :] + gamma * (1 - d)[None, :] * nq[:, None]).detach()) ** 2)
+                              .mean(), "q is (B,) now, but next_q is still (B, 1), so y = r + gamma (1 - d) next_q "
+                                       "broadcasts to (B, B). Squeeze next_q too."),
+        "half_factor": (0.5 * ((q - y) ** 2).mean(),
+                        "a factor 1/2: the loss here is the plain mean of squared errors, mean_b (Q - y)^2."),
         "no_done": (((q - (r + gamma * nq).detach()) ** 2).mean(),
                     "the (1 - terminated) factor is missing: a terminal transition must not bootstrap."),
         "online_critic": (((q - (r + gamma * (1 - d) * online)) ** 2).mean(),
