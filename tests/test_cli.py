@@ -254,6 +254,33 @@ def test_help_and_argument_errors_import_neither_torch_nor_gymnasium():
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+def test_a_stray_word_and_an_unknown_environment_are_said_before_torch_is_imported():
+    code = """if 1:
+        import contextlib, io, sys
+        from lecturekit.course import cli
+        for argv in (["train", "ppo", "NoSuchEnv-v0"], ["train", "sac", "--env", "NoSuchEnv-v0", "--steps", "10"]):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                print(cli.main(argv), err.getvalue().strip())
+        print("torch" in sys.modules)
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    stray, env, torch_imported = out.stdout.strip().splitlines()
+    assert stray == "2 error: unexpected argument 'NoSuchEnv-v0' (see python -m lecturekit train ppo --help)", stray
+    assert env.startswith("2 error: Unknown environment 'NoSuchEnv-v0'. Examples: CartPole-v1"), env
+    assert torch_imported == "False", out.stderr
+
+
+def test_with_several_mistakes_the_first_one_said_is_the_same_as_before(capsys):
+    # the early environment check must not jump ahead of an unknown option or a bad --set value
+    assert main(["train", "ppo", "--env", "NoSuchEnv-v0", "--bogus"]) == 2
+    assert "ppo's Config has no field 'bogus'" in capsys.readouterr().err
+    assert main(["train", "ppo", "--env", "NoSuchEnv-v0", "--set", "lr=abc"]) == 2
+    assert "cannot read 'abc' as a value for lr" in capsys.readouterr().err
+    assert main(["train", "ppo", "NoSuchEnv-v0", "--help"]) == 0  # --help wins, as before
+    assert "--clip-eps" in capsys.readouterr().out
+
+
 # -- the edges: missing packages, Ctrl-C, closed pipes ----------------------------------------------------------------
 def test_an_environment_whose_package_is_missing_names_what_to_install(capsys):
     try:

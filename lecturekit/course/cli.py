@@ -601,10 +601,14 @@ def _grouped(ns: argparse.Namespace) -> dict:
     return out
 
 
+def _unexpected(word: str, algo_name: str) -> str:
+    return f"unexpected argument '{word}' (see {PROG} train {algo_name} --help)"
+
+
 def _unknown(extras: list[str], algo: Algo) -> str:
     word = extras[0]
     if not word.startswith("-"):
-        return f"unexpected argument '{word}' (see {PROG} train {algo.name} --help)"
+        return _unexpected(word, algo.name)
     field = word.lstrip("-").split("=")[0].replace("-", "_")
     fields = ", ".join(o.name for o in field_options(algo.config))
     return (f"{algo.name}'s {algo.config.__qualname__} has no field '{field}', nor is it a run option. "
@@ -627,7 +631,13 @@ def dispatch(argv: list[str]) -> int:
             parser.train_help()
             return 0
         raise UsageError(f"train needs an algorithm: one of {', '.join(names())} (see {PROG} train --help)")
-    algo = get_algo(args.algo)
+    _check_algo(args.algo)
+    if not args.help:  # the errors that need no Config, said before importing the algorithm (and torch: about 1 s)
+        if extras and not extras[0].startswith("-"):  # a word no option takes: the full parser leaves it first too
+            raise UsageError(_unexpected(extras[0], args.algo))
+        if args.env and not extras and not args.set:  # else the full path reports those first, as before
+            check_env(args.env)
+    algo = get(args.algo)
     full = train_parser(algo)
     args, extras = full.parse_known_args(argv[argv.index("train") + 1:])
     if args.help:
