@@ -20,7 +20,6 @@ import pytest
 
 from lecturekit.algos import get
 from lecturekit.course import authoring, cli, cluster, grade
-from lecturekit.course import sandbox as sb
 
 try:
     import distributed
@@ -29,7 +28,6 @@ except ImportError:
 
 needs_dask = pytest.mark.skipif(distributed is None, reason="Dask is not installed: `make cluster-deps` (pip install "
                                 "-e '.[cluster]') installs it")
-needs_bwrap = pytest.mark.skipif(sb.bwrap_problem() is not None, reason=f"no sandbox here: {sb.bwrap_problem()} (run `make grade-deps`)")
 SOLUTIONS = sorted((authoring.ROOT / "solutions").glob("ex*.ipynb"))
 LIMITS = ["--timeout", "120", "--cell-timeout", "60"]
 
@@ -106,7 +104,7 @@ def local_rows(submissions, tmp_path_factory):
 
 
 @needs_dask
-@needs_bwrap
+@pytest.mark.sandbox
 def test_cluster_grades_like_local(address, submissions, local_rows, tmp_path):
     out = tmp_path / "grades.csv"
     status, err = _grade_cli([str(submissions), *LIMITS, "--cluster", address, "--csv", str(out)])
@@ -144,7 +142,7 @@ def _kill_when_running(address: str, suffix: str, killed: list) -> None:
 
 
 @needs_dask
-@needs_bwrap
+@pytest.mark.sandbox
 def test_a_killed_worker_loses_no_row(address, submissions, local_rows, tmp_path):
     # a notebook that sleeps a little, so that its worker is surely killed while grading it
     slow = tmp_path / "a_slow"

@@ -27,7 +27,6 @@ from lecturekit.course import sandbox as sb
 from lecturekit.course.checking import CheckFailed
 
 ROOT = authoring.ROOT
-needs_bwrap = pytest.mark.skipif(sb.bwrap_problem() is not None, reason=f"no sandbox here: {sb.bwrap_problem()} (run `make grade-deps`)")
 CHECKERS = [n[len("check_"):] for n in checks.__all__ if n.startswith("check_")]
 
 
@@ -110,8 +109,6 @@ WRONG = {
 
 @pytest.fixture(scope="module")
 def box():
-    if sb.bwrap_problem() is not None:
-        pytest.skip(f"no sandbox here: {sb.bwrap_problem()} (run `make grade-deps`)")
     references = sorted({q for v in sb.REFERENCES.values() for q in v})
     b = sb.Sandbox(references)
     for cell in _solution_definitions() + list(WRONG.values()):
@@ -142,13 +139,13 @@ def _check(box, exercise: str, name: str | None = None):
     check(box.proxy(name or exercise, sb.REFERENCES[exercise], time.monotonic() + 60), **kw)
 
 
-@needs_bwrap
+@pytest.mark.sandbox
 @pytest.mark.parametrize("exercise", CHECKERS)
 def test_the_solutions_pass_through_the_proxy(box, exercise):
     _check(box, exercise)
 
 
-@needs_bwrap
+@pytest.mark.sandbox
 @pytest.mark.parametrize("exercise, name, says", [
     ("reinforce_loss", "reinforce_loss_detached", "depends on log_probs"),          # autograd reaches the sandbox
     ("td3_target", "td3_target_attached", "carries a gradient"),                    # requires_grad comes back
@@ -165,7 +162,7 @@ def test_silent_mistakes_fail_through_the_proxy(box, exercise, name, says):
     assert says in str(e.value), str(e.value)
 
 
-@needs_bwrap
+@pytest.mark.sandbox
 def test_a_build_it_update_changes_the_checkers_model_and_optimizer(box):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
@@ -222,7 +219,7 @@ def test_without_bubblewrap_grade_refuses_unless_unsafe(tmp_path, capsys, monkey
         assert [(r["student"], r["result"]) for r in csv.DictReader(f)] == [("alice", "passed")]
 
 
-@needs_bwrap
+@pytest.mark.sandbox
 def test_ctrl_c_keeps_every_row_so_far(tmp_path):
     sol = nbformat.read(ROOT / "solutions" / "ex00_discounted_returns.ipynb", as_version=4)
     nbformat.write(sol, tmp_path / "a_ex00.ipynb")
@@ -256,7 +253,7 @@ def _has(d: Path, mark: bytes) -> bool:
         return False
 
 
-@needs_bwrap
+@pytest.mark.sandbox
 def test_the_checkers_hooks_see_the_sandboxs_forward_calls_and_steps_and_returned_functions_call_back(box):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
